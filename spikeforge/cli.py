@@ -1,0 +1,170 @@
+"""The ``spikeforge`` command.
+
+    spikeforge train [options]            train (defaults: the reference design on MNIST)
+    spikeforge evaluate RUN_DIR [--json]  re-score a saved run
+    spikeforge data fetch|verify|path     manage dataset files
+
+Exit codes: 0 success, 2 bad input (the message says what and how to fix it),
+1 internal error (a bug: the traceback is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Any
+
+from spikeforge import __version__
+from spikeforge.errors import SpikeforgeError
+
+#: train options: flag -> (type, help). Each maps to the TrainConfig field of the same name.
+TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
+    "--dataset": (str, "mnist | fashion-mnist | digits | iris"),
+    "--data-dir": (str, "dataset folder (default: $SPIKEFORGE_DATA, then ~/.cache/spikeforge)"),
+    "--epochs": (int, "training epochs"),
+    "--batch-size": (int, "samples per optimiser step"),
+    "--lr": (float, "Adam learning rate (start of the schedule)"),
+    "--lr-schedule": (str, "cosine | constant"),
+    "--weight-decay": (float, "Adam L2 weight decay"),
+    "--hidden": (str, "hidden layer widths, e.g. 128 or 256,128"),
+    "--timesteps": (int, "clocks per inference, T"),
+    "--decay": (float, "membrane decay per clock, in (0, 1]"),
+    "--threshold": (float, "firing threshold, > 0"),
+    "--reset": (str, "zero | subtract"),
+    "--refractory": (int, "refractory clocks after a spike"),
+    "--input-scale": (float, "input current per unit pixel"),
+    "--surrogate": (str, "surrogate gradient (fast_sigmoid)"),
+    "--surrogate-slope": (float, "surrogate width parameter"),
+    "--augment-shift": (int, "random shift of training images, pixels (0 = off)"),
+    "--dropout": (float, "hidden-spike dropout during training (0 = off)"),
+    "--seed": (int, "random seed"),
+    "--limit-train": (int, "use only the first N training samples"),
+    "--limit-test": (int, "use only the first N test samples"),
+    "--eval-batch-size": (int, "samples per evaluation batch"),
+    "--out": (str, "run directory (default runs/<dataset>-<timestamp>)"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikeforge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a spiking network (default: reference design)",
+                           description="Train a spiking network. With no options: the "
+                                       "reference design (784-128-10 LIF, T=25) on MNIST.")
+    for flag, (kind, text) in TRAIN_OPTIONS.items():
+        train.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+    train.add_argument("--config", help="TOML file with any of the options above")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--force", action="store_true", help="replace an existing run in --out")
+    train.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--json", action="store_true", help="print metrics as JSON")
+
+    evaluate = sub.add_parser("evaluate", help="re-score a saved run on its test set")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--json", action="store_true")
+
+    data = sub.add_parser("data", help="fetch, verify or locate dataset files")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    for name, text in (("fetch", "download (or rebuild) and md5-check a dataset"),
+                       ("verify", "md5-check a dataset's files")):
+        p = data_sub.add_parser(name, help=text)
+        p.add_argument("dataset", choices=["mnist", "fashion-mnist"])
+        p.add_argument("--data-dir")
+    path = data_sub.add_parser("path", help="print the data directory in use")
+    path.add_argument("--data-dir")
+    return parser
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from spikeforge.config import TrainConfig, load_toml
+    from spikeforge.train import fit
+
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if args.resume:
+        if options or args.config:
+            raise SpikeforgeError(f"--resume continues a run with its stored config; drop "
+                                  f"{', '.join(sorted(options)) or '--config'} (or start a new "
+                                  f"run with --out)")
+        metrics = fit(TrainConfig(), args.resume, resume=True, progress=not args.no_progress,
+                      device=args.device, command=argv)
+    else:
+        settings = load_toml(args.config) if args.config else {}
+        config = TrainConfig.from_dict({**settings, **options},
+                                       source=args.config or "command line")
+        metrics = fit(config, force=args.force, progress=not args.no_progress,
+                      device=args.device, command=argv)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"test accuracy {metrics['test_accuracy']:.2%} ({metrics['test_correct']}/"
+              f"{metrics['n_test']}) after {metrics['epochs']} epochs, "
+              f"{metrics['train_seconds']:.0f} s of training "
+              f"({metrics['samples_per_second']:.0f} samples/s); run in {metrics['run_dir']}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from spikeforge.train import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.data_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        line = f"test accuracy {result['test_accuracy']:.2%} ({result['test_correct']}/" \
+               f"{result['n_test']})"
+        if "reported_test_accuracy" in result:
+            same = "same as" if result["matches_reported"] else "DIFFERENT from"
+            line += f", {same} the reported {result['reported_test_accuracy']:.2%}"
+        print(line)
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from spikeforge.data.downloads import fetch
+    from spikeforge.data.files import IDX_FILES, find_idx, missing_or_corrupt, resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.data_command == "path":
+        print(data_dir)
+        return 0
+    if args.data_command == "fetch":
+        folder = fetch(args.dataset, data_dir)
+        print(f"{args.dataset}: all files present and md5-verified in {folder}")
+        return 0
+    bad = missing_or_corrupt(args.dataset, data_dir)
+    for spec in IDX_FILES[args.dataset].values():
+        path = find_idx(data_dir / args.dataset, spec)
+        status = "missing" if path is None else ("CORRUPT" if spec in bad else "ok")
+        print(f"{status:8s} {path or data_dir / args.dataset / spec.name}")
+    if bad:
+        raise SpikeforgeError(f"{args.dataset}: {len(bad)} file(s) missing or corrupt; run "
+                              f"`spikeforge data fetch {args.dataset}`")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args, ["spikeforge", *argv])
+        if args.command == "evaluate":
+            return _evaluate(args)
+        return _data(args)
+    except SpikeforgeError as e:
+        print(f"spikeforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spikeforge: interrupted; finished epochs are saved (resume with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

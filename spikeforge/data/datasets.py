@@ -1,0 +1,121 @@
+"""Datasets as in-memory arrays, features scaled to [0, 1] (the input current range).
+
+``mnist`` and ``fashion-mnist`` come from the IDX files (see :mod:`spikeforge.data.files`);
+``digits`` (8x8, 1,797 samples) and ``iris`` (150 samples) ship inside scikit-learn and
+are split here with a fixed, stratified split (75 % train / 25 % test) so that every run
+sees the same test set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spikeforge.data.files import IDX_FILES, find_idx, resolve_data_dir, verified_content
+from spikeforge.data.idx import parse_idx
+from spikeforge.errors import DatasetError
+
+DATASETS = ("mnist", "fashion-mnist", "digits", "iris")
+
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "digits": [str(i) for i in range(10)],
+    "iris": ["setosa", "versicolor", "virginica"],
+}
+
+
+@dataclass
+class Dataset:
+    """Train and test arrays: ``x`` float32 ``(n, features)`` in [0, 1], ``y`` int64."""
+
+    name: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    image_shape: tuple[int, ...] | None
+    class_names: list[str]
+    files: dict[str, str] = field(default_factory=dict)  # file name -> verified md5
+
+    @property
+    def n_features(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def limit(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+        """The first ``n_train`` / ``n_test`` samples (the sets are already shuffled)."""
+        return Dataset(self.name, self.train_x[:n_train], self.train_y[:n_train],
+                       self.test_x[:n_test], self.test_y[:n_test], self.image_shape,
+                       self.class_names, self.files)
+
+
+def _load_idx_dataset(name: str, data_dir: Path, download: bool, progress: bool) -> Dataset:
+    folder = data_dir / name
+    specs = IDX_FILES[name]
+    paths = {key: find_idx(folder, spec) for key, spec in specs.items()}
+    if any(p is None for p in paths.values()):
+        if not download:
+            missing = ", ".join(specs[k].name for k, p in paths.items() if p is None)
+            raise DatasetError(f"{name}: missing {missing} in {folder}. Run `spikeforge data "
+                               f"fetch {name}` or point --data-dir / SPIKEFORGE_DATA at a "
+                               f"folder that has {name}/")
+        from spikeforge.data.downloads import fetch
+
+        fetch(name, data_dir, progress=progress)
+        paths = {key: find_idx(folder, spec) for key, spec in specs.items()}
+    arrays, md5s = {}, {}
+    for key, spec in specs.items():
+        content, md5 = verified_content(paths[key], spec, name)
+        arrays[key] = parse_idx(content, str(paths[key]))
+        md5s[paths[key].name] = md5
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DatasetError(f"{name}: {split} images {images.shape} and labels "
+                               f"{labels.shape} do not match")
+    scale = np.float32(1 / 255)
+    return Dataset(
+        name,
+        arrays["train_images"].reshape(len(arrays["train_images"]), -1).astype(np.float32) * scale,
+        arrays["train_labels"].astype(np.int64),
+        arrays["test_images"].reshape(len(arrays["test_images"]), -1).astype(np.float32) * scale,
+        arrays["test_labels"].astype(np.int64),
+        tuple(arrays["train_images"].shape[1:]),
+        CLASS_NAMES[name],
+        md5s,
+    )
+
+
+def _load_sklearn_dataset(name: str) -> Dataset:
+    from sklearn import datasets as skd
+    from sklearn.model_selection import train_test_split
+
+    bunch = skd.load_digits() if name == "digits" else skd.load_iris()
+    x, y = bunch.data.astype(np.float64), bunch.target.astype(np.int64)
+    tr_x, te_x, tr_y, te_y = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    if name == "digits":  # 4-bit grey levels 0..16
+        tr_x, te_x = tr_x / 16.0, te_x / 16.0
+    else:  # min-max on the training split; test values are clipped into the same range
+        lo, hi = tr_x.min(0), tr_x.max(0)
+        tr_x, te_x = (tr_x - lo) / (hi - lo), np.clip((te_x - lo) / (hi - lo), 0.0, 1.0)
+    return Dataset(name, tr_x.astype(np.float32), tr_y, te_x.astype(np.float32), te_y,
+                   (8, 8) if name == "digits" else None, CLASS_NAMES[name],
+                   {f"sklearn:{name}": "bundled with scikit-learn"})
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
+                 progress: bool = True) -> Dataset:
+    """Load a dataset by name (one of :data:`DATASETS`), fetching IDX files if missing."""
+    if name not in DATASETS:
+        raise DatasetError(f"dataset = {name!r} is unknown: choose one of {', '.join(DATASETS)}")
+    if name in IDX_FILES:
+        return _load_idx_dataset(name, resolve_data_dir(data_dir), download, progress)
+    return _load_sklearn_dataset(name)

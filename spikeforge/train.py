@@ -1,0 +1,351 @@
+"""Training: ``fit`` a config into a run directory; ``train_epoch`` and ``evaluate``.
+
+A run directory holds::
+
+    checkpoint.pt   model + optimiser + schedule + history, the config and the spec;
+                    rewritten atomically after every epoch (``--resume`` continues from it)
+    history.csv     one row per finished epoch
+    metrics.json    written last: its presence means the run finished
+    plots/          training curves, confusion matrix, spike raster, receptive fields
+
+Reproducibility: the model is initialised from ``seed``, and each epoch reseeds the global
+RNG from ``(seed, epoch)`` before shuffling, augmenting and dropping out, so a resumed run
+repeats exactly the epochs an uninterrupted one would have run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from spikeforge import __version__
+from spikeforge.config import TrainConfig
+from spikeforge.data.augment import random_shift
+from spikeforge.data.datasets import Dataset, load_dataset
+from spikeforge.errors import CheckpointError, SpikeforgeError
+from spikeforge.io import atomic_open, write_json, write_text
+from spikeforge.losses import ce_count_loss
+from spikeforge.models import SpikingNet
+from spikeforge.spec import NetworkSpec, decode
+from spikeforge.surrogates import get_surrogate
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+CHECKPOINT_FORMAT = "spikeforge-checkpoint/1"
+HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "lr",
+                  "epoch_seconds")
+
+
+class DivergenceError(SpikeforgeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Evaluation:
+    """Scores of a model on a labelled set, decoded as the hardware decodes."""
+
+    accuracy: float
+    correct: int
+    n: int
+    predictions: np.ndarray
+    counts: np.ndarray
+    labels: np.ndarray
+
+
+def auto_device(device: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when a GPU is present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(config: TrainConfig, spec: NetworkSpec) -> SpikingNet:
+    surrogate = get_surrogate(config.surrogate, slope=config.surrogate_slope)
+    return SpikingNet(spec, surrogate, dropout=config.dropout)
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 1000) -> Evaluation:
+    """Accuracy with spike-count decoding and lowest-index tie-break."""
+    was_training = model.training
+    model.eval()
+    counts = torch.cat([model(x[i:i + batch_size]).counts for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    predictions = decode(counts)
+    correct = int((predictions == y).sum())
+    return Evaluation(correct / max(len(y), 1), correct, len(y), predictions.cpu().numpy(),
+                      counts.cpu().numpy(), y.cpu().numpy())
+
+
+def train_epoch(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
+                optimizer: torch.optim.Optimizer, scheduler: Any, batch_size: int,
+                augment_shift: int = 0, image_shape: tuple[int, ...] | None = None,
+                bar: tqdm | None = None) -> tuple[float, float]:
+    """One pass over ``(x, y)`` in a random order; returns mean loss and train accuracy.
+
+    The order, the augmentation and dropout draw from the global torch RNG: seed it first
+    (``fit`` does, per epoch) to make the epoch reproducible.
+    """
+    model.train()
+    order = torch.randperm(len(x), device=x.device)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = x[idx], y[idx]
+        if augment_shift and image_shape is not None and len(image_shape) == 2:
+            xb = random_shift(xb, image_shape, augment_shift)
+        counts = model(xb).counts
+        loss = ce_count_loss(counts, yb)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise DivergenceError(
+                f"the loss became {loss_value} at sample {start}: training diverged. The last "
+                f"good checkpoint is kept; lower --lr (now {scheduler.get_last_lr()[0]:.3g}) "
+                f"and start again")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss_value * len(idx)
+        correct += int((decode(counts.detach()) == yb).sum())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+    return total_loss / len(x), correct / len(x)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % (2**63)
+
+
+def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(a).to(device) for a in
+                 (data.train_x, data.train_y, data.test_x, data.test_y))
+
+
+def environment() -> dict[str, Any]:
+    """What produced a result: versions, machine and the git commit if any."""
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, cwd=Path(__file__).parent).stdout.strip() or None
+    return {"spikeforge": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+            "git_commit": commit}
+
+
+# ---------------------------------------------------------------- checkpoints and run dirs
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_open(path) as f:
+        torch.save(state, f)
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint of a run directory, checked to be one of ours."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no {CHECKPOINT} here; is this a spikeforge run "
+                              f"directory?")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(f"{path}: cannot be read ({type(e).__name__}: {e}); it is "
+                              f"corrupt or not a spikeforge checkpoint") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint (format "
+                              f"{state.get('format') if isinstance(state, dict) else None!r})")
+    return state
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, NetworkSpec, SpikingNet,
+                                                  dict[str, Any]]:
+    """Config, spec, trained model (eval mode, CPU) and checkpoint of a run directory."""
+    state = load_checkpoint(run_dir)
+    config = TrainConfig.from_dict(state["config"], source=f"{run_dir}/{CHECKPOINT}")
+    spec = NetworkSpec.from_dict(state["spec"])
+    model = build_model(config, spec)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{run_dir}: weights do not fit the stored spec: {e}") from None
+    return config, spec, model.eval(), state
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return Path("runs") / f"{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _prepare_new_run_dir(run_dir: Path, force: bool) -> None:
+    finished = (run_dir / METRICS).exists()
+    started = (run_dir / CHECKPOINT).exists()
+    if (finished or started) and not force:
+        what = "holds a finished run" if finished else "holds an unfinished run"
+        hint = "" if finished else f" Continue it with `spikeforge train --resume {run_dir}`, or"
+        raise CheckpointError(f"{run_dir} {what}; it is never overwritten silently.{hint} "
+                              f"pass --force to replace it, or choose another --out")
+    if force:
+        for name in (CHECKPOINT, METRICS, HISTORY):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "plots", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(run_dir / HISTORY, buf.getvalue())
+
+
+def _log(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------- fit
+
+
+def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume: bool = False,
+        force: bool = False, progress: bool = True, device: str = "auto",
+        plots: bool = True, command: list[str] | None = None) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``); returns the
+    metrics written to ``metrics.json``."""
+    wall_start = time.perf_counter()
+    dev = auto_device(device)
+    state: dict[str, Any] | None = None
+    if resume:
+        if run_dir is None:
+            raise CheckpointError("--resume needs the run directory to continue")
+        run_dir = Path(run_dir)
+        if (run_dir / METRICS).exists():
+            raise CheckpointError(f"{run_dir} already finished ({METRICS} exists); nothing to "
+                                  f"resume. Use `spikeforge evaluate {run_dir}` to re-score it")
+        state = load_checkpoint(run_dir)
+        config = TrainConfig.from_dict(state["config"], source=f"{run_dir}/{CHECKPOINT}")
+    else:
+        run_dir = Path(run_dir or config.out or default_run_dir(config))
+        _prepare_new_run_dir(run_dir, force)
+
+    data = load_dataset(config.dataset, config.data_dir, progress=progress)
+    data = data.limit(config.limit_train, config.limit_test)
+    spec = config.network_spec(data.n_features, data.n_classes)
+    if state is not None and NetworkSpec.from_dict(state["spec"]) != spec:
+        raise CheckpointError(f"{run_dir}: the checkpoint's spec differs from its config's")
+    train_x, train_y, test_x, test_y = _tensors(data, dev)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config, spec).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    batches_per_epoch = math.ceil(len(train_x) / config.batch_size)
+    total_steps = config.epochs * batches_per_epoch
+    if config.lr_schedule == "cosine":
+        scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    history: list[dict[str, Any]] = []
+    train_seconds = 0.0
+    first_epoch = 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = list(state["history"])
+        train_seconds = float(state["train_seconds"])
+        first_epoch = int(state["epoch"]) + 1
+        _log(f"resuming {run_dir} after epoch {state['epoch']}/{config.epochs}")
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        torch.manual_seed(_epoch_seed(config.seed, epoch))
+        lr = scheduler.get_last_lr()[0]
+        with tqdm(total=batches_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
+                  unit="batch", leave=False, disable=not progress) as bar:
+            start = time.perf_counter()
+            loss, train_acc = train_epoch(model, train_x, train_y, optimizer, scheduler,
+                                          config.batch_size, config.augment_shift,
+                                          data.image_shape, bar)
+            seconds = time.perf_counter() - start
+        train_seconds += seconds
+        test = evaluate(model, test_x, test_y, config.eval_batch_size)
+        history.append({"epoch": epoch, "train_loss": round(loss, 6),
+                        "train_accuracy": round(train_acc, 6),
+                        "test_accuracy": round(test.accuracy, 6), "lr": lr,
+                        "epoch_seconds": round(seconds, 3)})
+        save_checkpoint(run_dir / CHECKPOINT, {
+            "format": CHECKPOINT_FORMAT, "spikeforge": __version__, "epoch": epoch,
+            "config": config.to_dict(), "spec": spec.to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "history": history, "train_seconds": train_seconds})
+        _write_history(run_dir, history)
+        if progress:
+            _log(f"epoch {epoch}/{config.epochs}: loss {loss:.4f}  train {train_acc:.2%}  "
+                 f"test {test.accuracy:.2%}  ({seconds:.1f} s)")
+
+    final = evaluate(model, test_x, test_y, config.eval_batch_size)
+    if plots:
+        from spikeforge.plots import plot_run
+
+        plot_run(run_dir, model.cpu(), data, history, final)
+    metrics = {
+        "test_accuracy": final.accuracy,
+        "test_correct": final.correct,
+        "n_test": final.n,
+        "n_train": len(train_x),
+        "epochs": config.epochs,
+        "train_seconds": round(train_seconds, 3),
+        "samples_per_second": round(len(train_x) * config.epochs / max(train_seconds, 1e-9), 1),
+        "wall_seconds": round(time.perf_counter() - wall_start, 3),
+        "final_train_loss": history[-1]["train_loss"],
+        "final_train_accuracy": history[-1]["train_accuracy"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": str(dev),
+        "config": config.to_dict(),
+        "spec": spec.to_dict(),
+        "data_files": data.files,
+        "environment": environment(),
+        "command": command,
+        "run_dir": str(run_dir),
+    }
+    write_json(run_dir / METRICS, metrics)
+    return metrics
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Re-score a saved run on its test set (same dataset, same limit) from its checkpoint."""
+    config, _, model, _ = load_run(run_dir)
+    data = load_dataset(config.dataset, data_dir or config.data_dir, progress=progress)
+    data = data.limit(config.limit_train, config.limit_test)
+    result = evaluate(model, torch.from_numpy(data.test_x), torch.from_numpy(data.test_y),
+                      config.eval_batch_size)
+    out: dict[str, Any] = {"test_accuracy": result.accuracy, "test_correct": result.correct,
+                           "n_test": result.n}
+    metrics_path = Path(run_dir) / METRICS
+    if metrics_path.exists():
+        import json
+
+        reported = json.loads(metrics_path.read_text()).get("test_accuracy")
+        out["reported_test_accuracy"] = reported
+        out["matches_reported"] = reported == result.accuracy
+    return out

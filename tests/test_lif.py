@@ -1,0 +1,78 @@
+"""The training LIF loop is the contract: same spikes as spikeforge.spec's step-by-step
+definition, and gradients equal to a plain autograd loop and to the surrogate's formula."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from spikeforge.models import SpikingNet
+from spikeforge.neurons.lif import lif_sequence, lif_sequence_unfused
+from spikeforge.spec import NetworkSpec, NeuronSpec, reference_forward
+from spikeforge.surrogates import FastSigmoid, get_surrogate
+
+CASES = list(itertools.product(["zero", "subtract"], [0, 3], [True, False]))
+
+
+@pytest.mark.parametrize(("reset", "refractory", "constant"), CASES)
+def test_fused_loop_equals_plain_autograd_loop(reset, refractory, constant):
+    torch.manual_seed(1)
+    neuron = NeuronSpec(decay=0.85, threshold=1.0, reset=reset, refractory=refractory)
+    shape = (16, 12) if constant else (25, 16, 12)
+    current = (torch.randn(shape, dtype=torch.float64) * 0.7 + 0.25)
+    a = current.clone().requires_grad_()
+    b = current.clone().requires_grad_()
+    fused = lif_sequence(a, neuron, 25, FastSigmoid(3.0))
+    plain = lif_sequence_unfused(b, neuron, 25, FastSigmoid(3.0))
+    assert torch.equal(fused, plain)
+    assert 0.05 < fused.mean() < 0.95  # the case really spikes and really stays silent
+    weight = torch.randn_like(fused)
+    (fused * weight).sum().backward()
+    (plain * weight).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(("reset", "refractory"), [("zero", 0), ("subtract", 2)])
+def test_network_spikes_equal_the_contract_reference(reset, refractory):
+    torch.manual_seed(2)
+    spec = NetworkSpec((20, 16, 8, 5), 25, NeuronSpec(0.9, 1.0, reset, refractory))
+    net = SpikingNet(spec).double()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(3.0)
+    x = torch.rand(32, 20, dtype=torch.float64)
+    out = net(x, record=True)
+    weights, biases = net.weights()
+    reference = reference_forward(weights, biases, x, spec)
+    for layer, spikes in enumerate(out.spikes):
+        assert torch.equal(spikes.bool(), torch.stack(reference[layer])), f"layer {layer}"
+    assert out.spikes[-1].sum() > 0
+    assert torch.equal(out.counts, out.spikes[-1].sum(0))
+
+
+def test_fast_sigmoid_gradient_matches_its_formula():
+    x = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
+    surrogate = get_surrogate("fast_sigmoid", slope=5.0)
+    spikes = surrogate(x)
+    assert torch.equal(spikes, (x >= 0).double())
+    spikes.sum().backward()
+    torch.testing.assert_close(x.grad, 1.0 / (1.0 + 5.0 * x.detach().abs()) ** 2)
+
+
+def test_single_step_gradient_is_the_surrogate_at_the_threshold_distance():
+    current = torch.tensor([[0.2, 0.9, 1.0, 1.7]], dtype=torch.float64, requires_grad=True)
+    lif_sequence(current, NeuronSpec(threshold=1.0), 1, FastSigmoid(2.0)).sum().backward()
+    expected = 1.0 / (1.0 + 2.0 * (current.detach() - 1.0).abs()) ** 2
+    torch.testing.assert_close(current.grad, expected)
+
+
+def test_inference_skips_the_surrogate_but_gives_the_same_spikes():
+    torch.manual_seed(3)
+    current = torch.randn(8, 6) + 0.5
+    neuron = NeuronSpec()
+    with torch.no_grad():
+        inference = lif_sequence(current, neuron, 25)
+    training = lif_sequence(current.clone().requires_grad_(), neuron, 25)
+    assert torch.equal(inference, training.detach())

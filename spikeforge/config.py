@@ -31,10 +31,12 @@ class TrainConfig:
 
     Network (the hardware contract): ``hidden`` layer widths, ``timesteps``, ``decay``,
     ``threshold``, ``reset``, ``refractory``, ``input_scale`` (current per unit pixel).
-    Optimisation: Adam with ``lr`` decayed by ``lr_schedule`` over all steps, surrogate
-    gradient ``surrogate`` with ``surrogate_slope``; ``augment_shift`` shifts each training
-    image by up to that many pixels (0 = off; images only); ``dropout`` silences each hidden
-    neuron for a whole training sample with that probability. Neither changes the hardware.
+    Optimisation: Adam with decoupled ``weight_decay`` (AdamW) and ``lr`` decayed by
+    ``lr_schedule`` over all steps; cross-entropy on ``logit_scale`` x output spike counts;
+    surrogate gradient ``surrogate`` with ``surrogate_slope``. Regularisers that never
+    change the hardware: ``augment_shift`` shifts each training image by up to that many
+    pixels (0 = off; images only); ``dropout`` silences each hidden neuron for a whole
+    training sample with that probability.
     """
 
     dataset: str = "mnist"
@@ -43,7 +45,8 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 2e-3
     lr_schedule: str = "cosine"
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
+    logit_scale: float = 0.5
     hidden: tuple[int, ...] = (128,)
     timesteps: int = 25
     decay: float = 0.9
@@ -84,6 +87,7 @@ class TrainConfig:
         need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
              "a number >= 0")
+        need(is_num(self.logit_scale) and self.logit_scale > 0, "logit_scale", "a number > 0")
         need(self.surrogate in SURROGATES, "surrogate", f"one of {', '.join(SURROGATES)}")
         need(is_num(self.surrogate_slope) and self.surrogate_slope > 0, "surrogate_slope",
              "a number > 0")

@@ -19,7 +19,8 @@ def test_defaults_are_the_reference_design():
 
 def test_toml_file_with_dashes_or_underscores(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('dataset = "digits"\nbatch-size = 32\nhidden = [256, 128]\nreset = "subtract"\n')
+    path.write_text('dataset = "digits"\nbatch-size = 32\nhidden = [256, 128]\n'
+                    'reset = "subtract"\n')
     config = TrainConfig.from_dict(load_toml(path))
     assert (config.dataset, config.batch_size, config.hidden) == ("digits", 32, (256, 128))
     assert config.network_spec(64, 10).neuron.reset == "subtract"
@@ -64,3 +65,10 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert "--resume continues a run with its stored config" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "no checkpoint.pt here" in capsys.readouterr().err
+
+
+def test_reference_config_file_is_what_train_runs_with_no_arguments():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "reference.toml"
+    assert TrainConfig.from_dict(load_toml(path)) == TrainConfig()

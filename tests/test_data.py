@@ -157,3 +157,14 @@ def test_builtin_sets_are_split_stratified_and_scaled(name, features, classes):
     assert len(np.unique(data.test_y)) == classes
     again = load_dataset(name)
     assert np.array_equal(data.test_x, again.test_x)  # a fixed split
+
+
+def test_data_verify_command_reports_each_file(data_dir, tmp_path, capsys):
+    from spikeforge.cli import main
+
+    assert main(["data", "verify", "mnist", "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.count("ok ") == 4
+    folder = _copy_mnist(data_dir, tmp_path)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    assert main(["data", "verify", "mnist", "--data-dir", str(tmp_path)]) == 2
+    assert "CORRUPT" in capsys.readouterr().out

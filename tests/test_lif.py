@@ -3,6 +3,7 @@ definition, and gradients equal to a plain autograd loop and to the surrogate's 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -11,9 +12,17 @@ import torch
 from spikeforge.models import SpikingNet
 from spikeforge.neurons.lif import lif_sequence, lif_sequence_unfused
 from spikeforge.spec import NetworkSpec, NeuronSpec, reference_forward
-from spikeforge.surrogates import FastSigmoid, get_surrogate
+from spikeforge.surrogates import FastSigmoid, Surrogate, get_surrogate
 
 CASES = list(itertools.product(["zero", "subtract"], [0, 3], [True, False]))
+
+
+@pytest.fixture(params=["kernels", "torch"], autouse=True)
+def backend(request, monkeypatch):
+    """Every test here runs on both LIF backends: the Numba CPU kernels and the torch loop
+    (which GPUs use)."""
+    monkeypatch.setenv("SPIKEFORGE_KERNELS", request.param)
+    return request.param
 
 
 @pytest.mark.parametrize(("reset", "refractory", "constant"), CASES)
@@ -34,15 +43,16 @@ def test_fused_loop_equals_plain_autograd_loop(reset, refractory, constant):
     torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("reset", "refractory"), [("zero", 0), ("subtract", 2)])
-def test_network_spikes_equal_the_contract_reference(reset, refractory):
+def test_network_spikes_equal_the_contract_reference(reset, refractory, dtype):
     torch.manual_seed(2)
     spec = NetworkSpec((20, 16, 8, 5), 25, NeuronSpec(0.9, 1.0, reset, refractory))
-    net = SpikingNet(spec).double()
+    net = SpikingNet(spec).to(dtype)
     with torch.no_grad():
         for layer in net.layers:
             layer.weight.mul_(3.0)
-    x = torch.rand(32, 20, dtype=torch.float64)
+    x = torch.rand(32, 20, dtype=dtype)
     out = net(x, record=True)
     weights, biases = net.weights()
     reference = reference_forward(weights, biases, x, spec)
@@ -66,6 +76,20 @@ def test_single_step_gradient_is_the_surrogate_at_the_threshold_distance():
     lif_sequence(current, NeuronSpec(threshold=1.0), 1, FastSigmoid(2.0)).sum().backward()
     expected = 1.0 / (1.0 + 2.0 * (current.detach() - 1.0).abs()) ** 2
     torch.testing.assert_close(current.grad, expected)
+
+
+def test_custom_surrogates_fall_back_to_their_torch_derivative():
+    @dataclasses.dataclass(frozen=True)
+    class Triangle(Surrogate):
+        def derivative(self, x):
+            return (1 - x.abs()).clamp(min=0)
+
+    torch.manual_seed(4)
+    current = torch.randn(8, 6, dtype=torch.float64) + 0.5
+    a, b = current.clone().requires_grad_(), current.clone().requires_grad_()
+    lif_sequence(a, NeuronSpec(refractory=1), 25, Triangle()).sum().backward()
+    lif_sequence_unfused(b, NeuronSpec(refractory=1), 25, Triangle()).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-10)
 
 
 def test_inference_skips_the_surrogate_but_gives_the_same_spikes():

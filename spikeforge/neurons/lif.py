@@ -5,7 +5,7 @@ Here they run over all ``T`` steps of a layer at once, in one autograd function,
 a feed-forward layer's whole input ``I[1..T]`` is known before its first step:
 
 forward   ``U[t] = decay · V[t-1] + I[t] · active[t]``, ``s[t] = U[t] >= threshold``, then the
-          reset; only ``s`` (bool) and the surrogate slope at each step are kept.
+          reset; only the spikes and the surrogate slope at each step are kept.
 backward  with the reset treated as a constant (as snnTorch and Norse do), the gradient
           obeys a first-order linear recurrence run backwards in time::
 
@@ -14,6 +14,10 @@ backward  with the reset treated as a constant (as snnTorch and Norse do), the g
               dL/dI[t] = dL/dU[t] · active[t]
 
           with ``keep = 1 - s`` for reset "zero" and ``keep = 1`` for "subtract".
+
+Two backends compute the loops: Numba kernels on the CPU (one call per layer; see
+``_kernels.py``) and torch tensor operations anywhere else (GPU), or everywhere when
+``SPIKEFORGE_KERNELS=torch``. Both are tested against the contract's reference.
 
 When the input current is the same at every step (constant-current encoding), pass it
 with shape ``(batch, n)``: it is added at each step without being copied ``T`` times, and
@@ -25,72 +29,152 @@ slower, obviously right, and the yardstick the fused loop is tested against.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 
 from spikeforge.spec import NeuronSpec
 from spikeforge.surrogates import FastSigmoid, Surrogate
+
+Saved = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def _use_kernels(current: torch.Tensor) -> bool:
+    return current.device.type == "cpu" and os.environ.get("SPIKEFORGE_KERNELS") != "torch"
 
 
 def _current_at(current: torch.Tensor, t: int) -> torch.Tensor:
     return current if current.dim() == 2 else current[t]
 
 
-def _run(current: torch.Tensor, neuron: NeuronSpec, timesteps: int
-         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The forward time loop: boolean spikes, membrane before reset ``U`` and, with a
-    refractory period, the mask of steps at which each neuron was listening."""
+def _flat(x: torch.Tensor) -> Any:
+    """``(T, ...)`` tensor as a ``(T, M)`` NumPy view for the kernels (no copy)."""
+    return x.view(x.shape[0], -1).numpy()
+
+
+def _forward_kernels(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
+                     surrogate: Surrogate | None) -> Saved:
+    from spikeforge.neurons import _kernels
+
+    shape = current.shape[-2:]
+    current = current.detach().contiguous()
+    constant = current.dim() == 2
+    spikes = torch.empty((timesteps, *shape), dtype=current.dtype)
+    slope = torch.empty_like(spikes)
+    active = torch.empty_like(spikes) if neuron.refractory else spikes.new_empty((1, 1))
+    kind, param = _kernels.surrogate_code(surrogate or FastSigmoid())
+    number = spikes.numpy().dtype.type
+    _kernels.lif_forward(_flat(current[None] if constant else current), constant,
+                         number(neuron.decay), number(neuron.threshold), neuron.reset == "zero",
+                         neuron.refractory, kind, number(param), _flat(spikes), _flat(slope),
+                         _flat(active))
+    active_or_none = active if neuron.refractory else None
+    if surrogate is not None and kind == _kernels.STORE_MEMBRANE:  # slope holds U - θ
+        slope = surrogate.derivative(slope)
+        if active_or_none is not None:
+            slope.mul_(active_or_none)
+    return spikes, slope, active_or_none
+
+
+def _run_torch(current: torch.Tensor, neuron: NeuronSpec, timesteps: int) -> Saved:
+    """Spikes, membrane before reset ``U`` and (with a refractory period) the 0/1 mask of
+    steps at which each neuron listened, with torch operations (any device)."""
     shape = current.shape[-2:]
     decay, threshold = neuron.decay, neuron.threshold
     membrane = torch.empty((timesteps, *shape), dtype=current.dtype, device=current.device)
+    steps = membrane.unbind(0)
+    inputs = [current] * timesteps if current.dim() == 2 else current.unbind(0)
+    if neuron.refractory == 0 and neuron.reset == "zero":
+        # Track the negated membrane so that fire-and-reset is one call: threshold(-U, -θ, 0)
+        # keeps -U where U < θ and writes the reset value 0 where U >= θ. Negation is exact,
+        # so U is bit for bit the contract's.
+        negated = -current
+        neg_inputs = negated.unbind(0) if current.dim() == 3 else [negated] * timesteps
+        w = torch.zeros(shape, dtype=current.dtype, device=current.device)
+        for n, neg_i in zip(steps, neg_inputs, strict=True):
+            torch.mul(w, decay, out=n).add_(neg_i)
+            w = F.threshold(n, -threshold, 0.0)
+        membrane.neg_()
+        return (membrane >= threshold).to(current.dtype), membrane, None
     v = torch.zeros(shape, dtype=current.dtype, device=current.device)
-    if neuron.refractory == 0:
-        for t in range(timesteps):
-            u = torch.mul(v, decay, out=membrane[t])
-            u.add_(_current_at(current, t))
-            v = u * (u < threshold) if neuron.reset == "zero" else u - threshold * (u >= threshold)
-        return membrane >= threshold, membrane, None
+    if neuron.refractory == 0:  # reset by subtraction
+        for u, i in zip(steps, inputs, strict=True):
+            torch.mul(v, decay, out=u).add_(i)
+            v = torch.where(u >= threshold, u - threshold, u)
+        return (membrane >= threshold).to(current.dtype), membrane, None
     spikes = torch.empty((timesteps, *shape), dtype=torch.bool, device=current.device)
     active = torch.empty_like(spikes)
     refractory_left = torch.zeros(shape, dtype=torch.int32, device=current.device)
-    for t in range(timesteps):
+    for t, (u, i) in enumerate(zip(steps, inputs, strict=True)):
         act = torch.le(refractory_left, 0, out=active[t])
-        u = torch.mul(v, decay, out=membrane[t])
-        u.add_(_current_at(current, t) * act)
+        torch.mul(v, decay, out=u).add_(i * act)
         s = torch.logical_and(u >= threshold, act, out=spikes[t])
         v = u * ~s if neuron.reset == "zero" else u - threshold * s
         refractory_left = torch.where(s, neuron.refractory, (refractory_left - 1).clamp_(min=0))
-    return spikes, membrane, active
+    return spikes.to(current.dtype), membrane, active.to(current.dtype)
+
+
+def _forward(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
+             surrogate: Surrogate | None) -> Saved:
+    """The forward time loop: spikes (0/1 in the current's dtype), the surrogate slope
+    ``σ'(U - θ)·active`` (only when a surrogate is given: training) and, with a refractory
+    period, where each neuron was listening (0/1)."""
+    if _use_kernels(current):
+        return _forward_kernels(current, neuron, timesteps, surrogate)
+    spikes, membrane, active = _run_torch(current, neuron, timesteps)
+    if surrogate is None:
+        return spikes, membrane, active
+    slope = surrogate.derivative(membrane.sub_(neuron.threshold))
+    if active is not None:
+        slope.mul_(active)
+    return spikes, slope, active
+
+
+def _backward(grad_spikes: torch.Tensor, spikes: torch.Tensor, slope: torch.Tensor,
+              active: torch.Tensor | None, neuron: NeuronSpec, constant: bool) -> torch.Tensor:
+    """``dL/dI`` from ``dL/ds`` by the reverse-time recurrence (module docstring)."""
+    if _use_kernels(grad_spikes):
+        from spikeforge.neurons import _kernels
+
+        grad_spikes = grad_spikes.contiguous()
+        grad_current = torch.empty((1, *spikes.shape[1:]) if constant else spikes.shape,
+                                   dtype=spikes.dtype)
+        dummy = spikes.new_empty((1, 1))
+        _kernels.lif_backward(_flat(grad_spikes), _flat(slope), _flat(spikes),
+                              _flat(dummy if active is None else active),
+                              spikes.numpy().dtype.type(neuron.decay), neuron.reset == "zero",
+                              neuron.refractory, constant, _flat(grad_current))
+        return grad_current[0] if constant else grad_current
+    grad_u = grad_spikes * slope
+    g = grad_u.unbind(0)
+    if neuron.reset == "zero":
+        carry = (1.0 - spikes).mul_(neuron.decay).unbind(0)
+        for t in range(len(g) - 2, -1, -1):
+            g[t].addcmul_(carry[t], g[t + 1])
+    else:
+        for t in range(len(g) - 2, -1, -1):
+            g[t].add_(g[t + 1], alpha=neuron.decay)
+    grad_current = grad_u if active is None else grad_u.mul_(active)
+    return grad_current.sum(0) if constant else grad_current
 
 
 class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current: torch.Tensor, neuron: NeuronSpec, timesteps: int,  # type: ignore[override]
                 surrogate: Surrogate) -> torch.Tensor:
-        spikes, membrane, active = _run(current, neuron, timesteps)
-        slope = surrogate.derivative(membrane.sub_(neuron.threshold))
-        if active is not None:
-            slope.mul_(active)
+        spikes, slope, active = _forward(current, neuron, timesteps, surrogate)
         ctx.save_for_backward(spikes, slope, active)
         ctx.neuron = neuron
         ctx.constant_current = current.dim() == 2
-        return spikes.to(current.dtype)
+        return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         spikes, slope, active = ctx.saved_tensors
-        decay = ctx.neuron.decay
-        grad_u = grad_spikes * slope
-        if ctx.neuron.reset == "zero":
-            carry = (~spikes).to(grad_u.dtype).mul_(decay)
-            for t in range(grad_u.shape[0] - 2, -1, -1):
-                grad_u[t].addcmul_(carry[t], grad_u[t + 1])
-        else:
-            for t in range(grad_u.shape[0] - 2, -1, -1):
-                grad_u[t].add_(grad_u[t + 1], alpha=decay)
-        grad_current = grad_u if active is None else grad_u.mul_(active)
-        if ctx.constant_current:
-            grad_current = grad_current.sum(0)
-        return grad_current, None, None, None
+        return (_backward(grad_spikes, spikes, slope, active, ctx.neuron, ctx.constant_current),
+                None, None, None)
 
 
 def lif_sequence(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
@@ -104,7 +188,7 @@ def lif_sequence(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
     if current.dim() == 3 and current.shape[0] != timesteps:
         raise ValueError(f"current has {current.shape[0]} time steps, expected {timesteps}")
     if not (torch.is_grad_enabled() and current.requires_grad):  # inference: no surrogate
-        return _run(current, neuron, timesteps)[0].to(current.dtype)
+        return _forward(current, neuron, timesteps, None)[0]
     return _LIFSequence.apply(current, neuron, timesteps, surrogate or FastSigmoid())
 
 

@@ -1,0 +1,146 @@
+"""Numba kernels for the LIF time loop on the CPU: one call per layer and pass instead of
+several tensor operations per time step.
+
+They compute exactly what the torch loop in :mod:`spikeforge.neurons.lif` computes (the
+contract of :mod:`spikeforge.spec`, same float operations in the same order, no fused
+multiply-add), and the tests hold them to it. The neurons are independent, so each thread
+takes a block of neurons and walks it through all ``T`` steps; inside a block the inner
+loop runs over contiguous memory and vectorises. Each kernel touches every ``(T, M)``
+array once: on a memory-bound CPU the passes over memory are what costs.
+
+Arrays are 2-D ``(T, M)`` with ``M = batch · neurons``; a current held at every step is
+``(1, M)`` with ``constant=True``, and then the backward kernel returns its gradient
+summed over time, ``(1, M)``.
+
+Surrogate slopes are evaluated inside the forward kernel for the surrogates listed in
+:data:`SURROGATE_KINDS` (their formulas are pinned to the torch ones by the tests); for
+any other surrogate the kernel stores the membrane ``U - threshold`` instead and the
+caller applies the surrogate's torch derivative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from spikeforge.surrogates import FastSigmoid, Surrogate
+
+BLOCK = 1024  # neurons per work item: large enough to vectorise, small enough to balance
+
+#: surrogate class -> (kind code, name of its shape parameter)
+SURROGATE_KINDS: dict[type, tuple[int, str]] = {FastSigmoid: (0, "slope")}
+STORE_MEMBRANE = -1
+
+
+def surrogate_code(surrogate: Surrogate) -> tuple[int, float]:
+    """``(kind, parameter)`` for the kernel, or ``(STORE_MEMBRANE, 0.0)``."""
+    entry = SURROGATE_KINDS.get(type(surrogate))
+    if entry is None:
+        return STORE_MEMBRANE, 0.0
+    return entry[0], float(getattr(surrogate, entry[1]))
+
+
+@njit(cache=True, inline="always")
+def _slopes(kind, u, threshold, p, one, out):  # pragma: no cover - compiled
+    """``out[k] = σ'(u[k] - θ)`` for a block; the branch on ``kind`` stays outside the
+    loops so that each loop vectorises."""
+    if kind == 0:  # fast sigmoid: 1 / (1 + p|x|)^2
+        for k in range(u.shape[0]):
+            d = one + p * abs(u[k] - threshold)
+            out[k] = one / (d * d)
+    else:  # STORE_MEMBRANE: the caller evaluates the surrogate
+        for k in range(u.shape[0]):
+            out[k] = u[k] - threshold
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_forward(current, constant, decay, threshold, reset_zero, refractory, kind, param,
+                spikes, slope, active):  # pragma: no cover - compiled
+    """Fill ``spikes`` (0/1), ``slope`` (σ'(U - θ)·active, or ``U - θ``) and, with a
+    refractory period, ``active`` (1 where the neuron listened) for all steps."""
+    steps, m_total = spikes.shape
+    zero = spikes.dtype.type(0.0)
+    one = spikes.dtype.type(1.0)
+    for block in prange((m_total + BLOCK - 1) // BLOCK):
+        lo = block * BLOCK
+        hi = min(m_total, lo + BLOCK)
+        v = np.zeros(hi - lo, spikes.dtype)
+        u = np.empty(hi - lo, spikes.dtype)
+        refractory_left = np.zeros(hi - lo, np.int64)
+        for t in range(steps):
+            row = 0 if constant else t
+            i = current[row, lo:hi]
+            s = spikes[t, lo:hi]
+            if refractory == 0:  # branch-free, vectorised
+                for k in range(hi - lo):
+                    uk = decay * v[k] + i[k]
+                    fired = uk >= threshold
+                    u[k] = uk
+                    s[k] = one if fired else zero
+                    reset = zero if reset_zero else uk - threshold
+                    v[k] = reset if fired else uk
+                _slopes(kind, u, threshold, param, one, slope[t, lo:hi])
+                continue
+            a = active[t, lo:hi]
+            for k in range(hi - lo):
+                listening = refractory_left[k] <= 0
+                uk = decay * v[k] + (i[k] if listening else zero)
+                fired = listening and uk >= threshold
+                u[k] = uk
+                s[k] = one if fired else zero
+                a[k] = one if listening else zero
+                if fired:
+                    refractory_left[k] = refractory
+                    v[k] = zero if reset_zero else uk - threshold
+                else:
+                    refractory_left[k] = max(refractory_left[k] - 1, 0)
+                    v[k] = uk
+            _slopes(kind, u, threshold, param, one, slope[t, lo:hi])
+            if kind >= 0:  # a neuron that was not listening has no gradient
+                for k in range(hi - lo):
+                    slope[t, lo + k] *= a[k]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_backward(grad_spikes, slope, spikes, active, decay, reset_zero, refractory, constant,
+                 grad_current):  # pragma: no cover - compiled
+    """Backwards in time::
+
+        g[t] = dL/ds[t] · slope[t] + decay · keep[t] · g[t+1],   keep = 1 - s  or  1
+        dL/dI[t] = g[t] · active[t]      (summed over t when ``constant``)
+    """
+    steps, m_total = grad_spikes.shape
+    one = grad_spikes.dtype.type(1.0)
+    for block in prange((m_total + BLOCK - 1) // BLOCK):
+        lo = block * BLOCK
+        hi = min(m_total, lo + BLOCK)
+        g = np.zeros(hi - lo, grad_spikes.dtype)
+        total = np.zeros(hi - lo, grad_spikes.dtype)
+        for t in range(steps - 1, -1, -1):
+            gs = grad_spikes[t, lo:hi]
+            sl = slope[t, lo:hi]
+            sp = spikes[t, lo:hi]
+            if t == steps - 1:
+                for k in range(hi - lo):
+                    g[k] = gs[k] * sl[k]
+            elif reset_zero:
+                for k in range(hi - lo):
+                    g[k] = gs[k] * sl[k] + decay * (one - sp[k]) * g[k]
+            else:
+                for k in range(hi - lo):
+                    g[k] = gs[k] * sl[k] + decay * one * g[k]
+            if refractory > 0:
+                a = active[t, lo:hi]
+                for k in range(hi - lo):
+                    gi = g[k] * a[k]
+                    if constant:
+                        total[k] += gi
+                    else:
+                        grad_current[t, lo + k] = gi
+            elif constant:
+                for k in range(hi - lo):
+                    total[k] += g[k]
+            else:
+                grad_current[t, lo:hi] = g
+        if constant:
+            grad_current[0, lo:hi] = total

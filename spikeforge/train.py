@@ -234,7 +234,8 @@ def _prepare_new_run_dir(run_dir: Path, force: bool) -> None:
         for name in (CHECKPOINT, METRICS, HISTORY):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "plots", ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # The folder itself appears with the first checkpoint: a run that fails before it
+    # trained anything (missing data, say) leaves nothing behind.
 
 
 def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:

@@ -36,7 +36,8 @@ def plot_training_curves(history: Sequence[dict[str, Any]], path: str | os.PathL
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker=".")
     ax_loss.set(xlabel="epoch", ylabel="train loss (CE on spike counts)", yscale="log")
-    ax_acc.plot(epochs, [100 * h["train_accuracy"] for h in history], marker=".", label="train")
+    ax_acc.plot(epochs, [100 * h["train_accuracy"] for h in history], marker=".",
+                label="train (with augmentation and dropout)")
     ax_acc.plot(epochs, [100 * h["test_accuracy"] for h in history], marker=".", label="test")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     ax_acc.legend()

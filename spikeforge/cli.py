@@ -2,6 +2,9 @@
 
     spikeforge train [options]            train (defaults: the reference design on MNIST)
     spikeforge evaluate RUN_DIR [--json]  re-score a saved run
+    spikeforge export RUN_DIR --target digital|analog --out BUNDLE
+    spikeforge simulate BUNDLE [--dataset mnist] [--limit N] [--json]
+    spikeforge verify BUNDLE [--inputs N] [--json]
     spikeforge data fetch|verify|path     manage dataset files
 
 Exit codes: 0 success, 2 bad input (the message says what and how to fix it),
@@ -40,6 +43,7 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
     "--surrogate-slope": (float, "surrogate width parameter"),
     "--augment-shift": (int, "random shift of training images, pixels (0 = off)"),
     "--dropout": (float, "hidden-spike dropout during training (0 = off)"),
+    "--quantize-bits": (int, "quantisation-aware training with this many weight bits"),
     "--seed": (int, "random seed"),
     "--limit-train": (int, "use only the first N training samples"),
     "--limit-test": (int, "use only the first N test samples"),
@@ -69,6 +73,32 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--json", action="store_true")
+
+    export = sub.add_parser("export", help="write a deployment bundle for a trained run")
+    export.add_argument("run_dir")
+    export.add_argument("--target", required=True, choices=["digital", "analog"])
+    export.add_argument("--out", required=True, help="bundle folder to write")
+    export.add_argument("--bits", type=int, default=8, help="digital: signed weight bits")
+    export.add_argument("--decay-shift", type=int, default=8,
+                        help="digital: decay as a multiply by k / 2^shift")
+    export.add_argument("--data-dir")
+    export.add_argument("--force", action="store_true", help="replace an existing bundle")
+    export.add_argument("--json", action="store_true")
+
+    simulate = sub.add_parser("simulate", help="run a bundle on a dataset with the hardware twin")
+    simulate.add_argument("bundle")
+    simulate.add_argument("--dataset", help="default: the dataset the bundle was trained on")
+    simulate.add_argument("--limit", type=int, help="first N test samples only")
+    simulate.add_argument("--data-dir")
+    simulate.add_argument("--json", action="store_true")
+
+    verify = sub.add_parser("verify", help="twin vs PyTorch spike by spike, and NIR round trip")
+    verify.add_argument("bundle")
+    verify.add_argument("--inputs", type=int, help="test inputs to compare (default: all)")
+    verify.add_argument("--nir-inputs", type=int, default=1000,
+                        help="test inputs for the snnTorch and Norse NIR imports")
+    verify.add_argument("--data-dir")
+    verify.add_argument("--json", action="store_true")
 
     data = sub.add_parser("data", help="fetch, verify or locate dataset files")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -126,6 +156,63 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from spikeforge.hardware.export import export
+
+    bundle, notes = export(args.run_dir, args.out, args.target, args.bits, args.decay_shift,
+                           args.data_dir, args.force)
+    accuracy = bundle.info["accuracy"]
+    if args.json:
+        print(json.dumps({"bundle": args.out, "target": args.target, **accuracy,
+                          "parts": bundle.info["parts"], "notes": notes}))
+    else:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"wrote {args.out} ({args.target}): {accuracy['accuracy']:.2%} on "
+              f"{accuracy['n']} {accuracy['dataset']} test images with exactly these weights")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from spikeforge.hardware.bundle import load_bundle
+    from spikeforge.hardware.export import score_bundle
+
+    bundle = load_bundle(args.bundle)
+    dataset = args.dataset or bundle.info.get("accuracy", {}).get("dataset", "mnist")
+    result = score_bundle(bundle, dataset, args.data_dir, args.limit)
+    summary = {k: result[k] for k in ("accuracy", "n", "mean_spikes_per_inference")}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['accuracy']:.2%} on {summary['n']} {dataset} test images, "
+              f"{summary['mean_spikes_per_inference']:.1f} spikes per inference")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from spikeforge.hardware.verify import verify
+
+    report = verify(args.bundle, args.inputs, args.nir_inputs, args.data_dir)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"twin vs PyTorch ({report['torch_side']}): {report['identical_spike_trains']}/"
+              f"{report['n']} inputs with identical spike trains in every layer, "
+              f"{report['identical_predictions']}/{report['n']} identical predictions")
+        nir_report = report["nir"]
+        for name in ("snntorch", "norse"):
+            r = nir_report.get(name, {})
+            if "agreement" in r:
+                print(f"NIR -> {name}: {r['agreement']:.2%} of {nir_report['n']} predictions "
+                      f"agree with the twin")
+            else:
+                print(f"NIR -> {name}: {r.get('error', 'not run')}")
+    if not report["ok"]:
+        print("spikeforge: verify FAILED: the digital twin and PyTorch disagree", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from spikeforge.data.downloads import fetch
     from spikeforge.data.files import IDX_FILES, find_idx, missing_or_corrupt, resolve_data_dir
@@ -155,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args, ["spikeforge", *argv])
-        if args.command == "evaluate":
-            return _evaluate(args)
-        return _data(args)
+        handlers = {"evaluate": _evaluate, "export": _export, "simulate": _simulate,
+                    "verify": _verify, "data": _data}
+        return handlers[args.command](args)
     except SpikeforgeError as e:
         print(f"spikeforge: error: {e}", file=sys.stderr)
         return 2

@@ -36,7 +36,9 @@ class TrainConfig:
     surrogate gradient ``surrogate`` with ``surrogate_slope``. Regularisers that never
     change the hardware: ``augment_shift`` shifts each training image by up to that many
     pixels (0 = off; images only); ``dropout`` silences each hidden neuron for a whole
-    training sample with that probability.
+    training sample with that probability. ``quantize_bits`` trains with weights rounded
+    to that many bits per layer (quantisation-aware training, straight-through gradient)
+    so that a digital export of that width loses as little as possible.
     """
 
     dataset: str = "mnist"
@@ -58,6 +60,7 @@ class TrainConfig:
     surrogate_slope: float = 2.0
     augment_shift: int = 1
     dropout: float = 0.2
+    quantize_bits: int | None = None
     seed: int = 0
     limit_train: int | None = None
     limit_test: int | None = None
@@ -94,6 +97,9 @@ class TrainConfig:
         need(is_int(self.augment_shift) and 0 <= self.augment_shift <= 8, "augment_shift",
              "an integer number of pixels in 0..8")
         need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
+        need(self.quantize_bits is None or (is_int(self.quantize_bits)
+                                            and 2 <= self.quantize_bits <= 16),
+             "quantize_bits", "an integer number of bits in 2..16, or absent")
         need(is_int(self.seed), "seed", "an integer")
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)

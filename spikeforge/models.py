@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spikeforge.encoders import encode
+from spikeforge.hardware.quantize import fake_quantize
 from spikeforge.neurons.lif import lif_sequence
 from spikeforge.spec import NetworkSpec, decode
 from spikeforge.surrogates import FastSigmoid, Surrogate
@@ -31,7 +33,7 @@ class SpikingNet(nn.Module):
     """Fully connected LIF network defined by a :class:`~spikeforge.spec.NetworkSpec`."""
 
     def __init__(self, spec: NetworkSpec, surrogate: Surrogate | None = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, weight_bits: int | None = None):
         super().__init__()
         self.spec = spec
         self.surrogate = surrogate or FastSigmoid()
@@ -39,6 +41,9 @@ class SpikingNet(nn.Module):
         # steps, so a dropped neuron is silent for the whole presentation). The hardware
         # never drops anything: evaluation and export see the plain network.
         self.dropout = dropout
+        # Quantisation-aware training: weights rounded to `weight_bits` per layer in the
+        # forward pass, straight-through in the backward pass (spikeforge.hardware.quantize).
+        self.weight_bits = weight_bits
         self.layers = nn.ModuleList(
             nn.Linear(n_in, n_out, bias=spec.bias)
             for n_in, n_out in zip(spec.layer_sizes[:-1], spec.layer_sizes[1:], strict=True)
@@ -53,11 +58,15 @@ class SpikingNet(nn.Module):
             if i > 0 and self.training and self.dropout > 0:
                 keep = torch.rand(s.shape[1:], device=s.device) >= self.dropout
                 s = s * (keep / (1.0 - self.dropout))
+            weight = layer.weight
+            if self.weight_bits is not None:
+                weight = fake_quantize(weight, self.weight_bits)
             if s.dim() == 2:  # a held current: W·x + b once, not once per step
-                current = layer(s)
+                current = F.linear(s, weight, layer.bias)
             else:
                 steps, batch, n = s.shape
-                current = layer(s.reshape(steps * batch, n)).reshape(steps, batch, -1)
+                current = F.linear(s.reshape(steps * batch, n), weight, layer.bias)
+                current = current.reshape(steps, batch, -1)
             s = lif_sequence(current, spec.neuron, spec.timesteps, self.surrogate)
             if record:
                 recorded.append(s)
@@ -69,6 +78,9 @@ class SpikingNet(nn.Module):
         return decode(self(x).counts)
 
     def weights(self) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-        """Weight matrices ``(out, in)`` and biases, detached, in layer order."""
-        return ([layer.weight.detach() for layer in self.layers],
+        """Weight matrices ``(out, in)`` and biases, detached, in layer order (as the
+        forward pass uses them: rounded when training is quantisation-aware)."""
+        quantize = (lambda w: fake_quantize(w, self.weight_bits)) if self.weight_bits else None
+        return ([(quantize(layer.weight) if quantize else layer.weight).detach()
+                 for layer in self.layers],
                 [None if layer.bias is None else layer.bias.detach() for layer in self.layers])

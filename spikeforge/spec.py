@@ -16,6 +16,11 @@ else restates the equations. Clocked, discrete-time leaky integrate-and-fire, pe
 Encoding ``constant_current`` applies ``s_0[t] = scale · x`` with ``x`` in [0, 1] on every
 step (a pixel as a held current); ``spikes`` feeds binary spike lines (e.g. binned events).
 
+The digital target runs the same equations in integers (:class:`DigitalSpec`): integer
+weights, biases and per-layer thresholds, the input as an integer code, and the decay as
+a fixed-point multiply rounded down, ``floor(V · decay_num / 2^decay_shift)`` (an
+arithmetic right shift). Its ``decay`` is exactly ``decay_num / 2^decay_shift``.
+
 The executable definition is :func:`lif_step` with :func:`reference_forward` and
 :func:`decode`: written with array operators only, so they run on NumPy arrays and torch
 tensors alike. They are deliberately plain (a Python loop over time); fast implementations
@@ -110,6 +115,55 @@ class DecodingSpec:
 
 
 @dataclass(frozen=True)
+class DigitalSpec:
+    """Integer arithmetic of the digital target.
+
+    weight_bits: signed weight width k: weights in ``[-(2^(k-1) - 1), 2^(k-1) - 1]``.
+    input_bits:  a constant-current input ``x`` in [0, 1] enters as the integer code
+                 ``round(x · (2^input_bits - 1))``; spike inputs enter as 0/1.
+    decay_num, decay_shift: the decay is ``decay_num / 2^decay_shift``; the membrane
+                 decays as ``floor(V · decay_num / 2^decay_shift)``.
+    thresholds:  the integer threshold of each layer (each layer has its own current unit).
+    """
+
+    weight_bits: int = 8
+    input_bits: int = 8
+    decay_num: int = 230
+    decay_shift: int = 8
+    thresholds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(self.thresholds))
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        _check(is_int(self.weight_bits) and 2 <= self.weight_bits <= 32, "digital.weight_bits",
+               self.weight_bits, "an integer in 2..32")
+        _check(is_int(self.input_bits) and 1 <= self.input_bits <= 16, "digital.input_bits",
+               self.input_bits, "an integer in 1..16")
+        _check(is_int(self.decay_shift) and 0 <= self.decay_shift <= 24, "digital.decay_shift",
+               self.decay_shift, "an integer in 0..24")
+        _check(is_int(self.decay_num) and 0 < self.decay_num <= 2**self.decay_shift,
+               "digital.decay_num", self.decay_num, f"an integer in 1..2^decay_shift "
+               f"(= {2**self.decay_shift})")
+        for i, t in enumerate(self.thresholds):
+            _check(is_int(t) and t >= 1, f"digital.thresholds[{i}]", t, "an integer >= 1")
+
+    @property
+    def decay(self) -> float:
+        return self.decay_num / 2**self.decay_shift
+
+    @property
+    def weight_max(self) -> int:
+        return 2 ** (self.weight_bits - 1) - 1
+
+    @property
+    def input_max(self) -> int:
+        return 2**self.input_bits - 1
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     """A feed-forward stack of fully connected LIF layers and its time base.
 
@@ -124,6 +178,7 @@ class NetworkSpec:
     encoding: EncodingSpec = field(default_factory=EncodingSpec)
     decoding: DecodingSpec = field(default_factory=DecodingSpec)
     bias: bool = True
+    digital: DigitalSpec | None = None
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)
@@ -134,6 +189,11 @@ class NetworkSpec:
                    f"layer_sizes[{i}]", n, "an integer >= 1")
         _check(isinstance(self.timesteps, int) and not isinstance(self.timesteps, bool)
                and self.timesteps >= 1, "timesteps", self.timesteps, "an integer >= 1")
+        if self.digital is not None:
+            _check(len(self.digital.thresholds) == len(sizes) - 1, "digital.thresholds",
+                   self.digital.thresholds, f"one integer per layer ({len(sizes) - 1})")
+            _check(self.neuron.decay == self.digital.decay, "neuron.decay", self.neuron.decay,
+                   f"decay_num / 2^decay_shift = {self.digital.decay} on the digital target")
 
     @property
     def n_layers(self) -> int:
@@ -168,6 +228,7 @@ class NetworkSpec:
                 encoding=EncodingSpec(**d.pop("encoding", {})),
                 decoding=DecodingSpec(**d.pop("decoding", {})),
                 bias=bool(d.pop("bias", True)),
+                digital=DigitalSpec(**digital) if (digital := d.pop("digital", None)) else None,
             )
         except KeyError as e:
             raise SpecError(f"spec is missing the field {e.args[0]!r}") from None
@@ -182,7 +243,8 @@ class LIFState(NamedTuple):
     refractory_left: Any
 
 
-def lif_step(state: LIFState, current: Any, neuron: NeuronSpec) -> tuple[Any, LIFState]:
+def lif_step(state: LIFState, current: Any, neuron: NeuronSpec,
+             digital: tuple[DigitalSpec, int] | None = None) -> tuple[Any, LIFState]:
     """One clock of one LIF layer, exactly as the contract defines it.
 
     ``current`` is ``I[t]``; returns ``(spikes, new_state)`` with boolean spikes::
@@ -193,12 +255,22 @@ def lif_step(state: LIFState, current: Any, neuron: NeuronSpec) -> tuple[Any, LI
         V'     = U · (1 - s)            (reset "zero")
                = U - threshold · s      (reset "subtract")
         refractory_left' = r where s, else max(refractory_left - 1, 0)
+
+    With ``digital = (DigitalSpec, layer)`` the arithmetic is the digital target's: the
+    layer's integer threshold, and ``decay · V`` becomes
+    ``floor(V · decay_num / 2^decay_shift)`` (``//`` floors on NumPy and torch alike).
     """
     v, refr = state
     active = refr <= 0
-    u = neuron.decay * v + current * active
-    spikes = (u >= neuron.threshold) & active
-    v_new = u * ~spikes if neuron.reset == "zero" else u - neuron.threshold * spikes
+    if digital is None:
+        threshold = neuron.threshold
+        u = neuron.decay * v + current * active
+    else:
+        spec, layer = digital
+        threshold = spec.thresholds[layer]
+        u = (v * spec.decay_num) // 2**spec.decay_shift + current * active
+    spikes = (u >= threshold) & active
+    v_new = u * ~spikes if neuron.reset == "zero" else u - threshold * spikes
     refr_new = (refr - 1) * (refr > 0) * ~spikes + neuron.refractory * spikes
     return spikes, LIFState(v_new, refr_new)
 
@@ -213,8 +285,10 @@ def reference_forward(weights: Sequence[Any], biases: Sequence[Any | None], inpu
     """Run the whole network step by step; the slow, obviously correct definition.
 
     ``weights[l]`` has shape ``(out, in)``; ``inputs`` is ``s_0``: shape ``(batch, in)`` for
-    a constant current (already scaled) or ``(T, batch, in)`` for spike input. Returns the
-    boolean spikes of every layer at every step: ``result[l][t]`` of shape ``(batch, out)``.
+    a constant current (already scaled; integer codes on the digital target) or
+    ``(T, batch, in)`` for spike input. Returns the boolean spikes of every layer at every
+    step: ``result[l][t]`` of shape ``(batch, out)``. A spec with ``digital`` set runs the
+    digital target's integer arithmetic (pass integer-valued arrays).
     """
     first = inputs if inputs.ndim == 2 else inputs[0]
     zeros = [first[:, :1] * 0 + w[:, 0] * 0 for w in weights]  # (batch, out), of the input's kind
@@ -226,7 +300,8 @@ def reference_forward(weights: Sequence[Any], biases: Sequence[Any | None], inpu
             current = s @ w.T
             if b is not None:
                 current = current + b
-            s, states[layer] = lif_step(states[layer], current, spec.neuron)
+            digital = None if spec.digital is None else (spec.digital, layer)
+            s, states[layer] = lif_step(states[layer], current, spec.neuron, digital)
             spikes[layer].append(s)
             s = _as_numbers(s, like=w)  # spikes enter the next layer as 0/1 numbers
     return spikes

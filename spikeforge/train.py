@@ -79,7 +79,7 @@ def auto_device(device: str = "auto") -> torch.device:
 
 def build_model(config: TrainConfig, spec: NetworkSpec) -> SpikingNet:
     surrogate = get_surrogate(config.surrogate, slope=config.surrogate_slope)
-    return SpikingNet(spec, surrogate, dropout=config.dropout)
+    return SpikingNet(spec, surrogate, dropout=config.dropout, weight_bits=config.quantize_bits)
 
 
 @torch.no_grad()

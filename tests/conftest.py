@@ -25,3 +25,20 @@ def data_dir() -> Path:
     if path is None or not (path / "mnist").is_dir():
         pytest.skip("no MNIST files: set SPIKEFORGE_DATA or run `spikeforge data fetch mnist`")
     return path
+
+
+SMALL_RUN = {"dataset": "mnist", "limit_train": 4000, "limit_test": 1000, "epochs": 3}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> tuple[Path, dict]:
+    """A small reference-design run on real MNIST (4,000 training images, 3 epochs, scored
+    on the first 1,000 test images), shared by the tests that need a trained network."""
+    if not (SHARED_DATA / "mnist").is_dir() and "SPIKEFORGE_DATA" not in os.environ:
+        pytest.skip("no MNIST files")
+    from spikeforge.config import TrainConfig
+    from spikeforge.train import fit
+
+    run_dir = tmp_path_factory.mktemp("runs") / "small"
+    metrics = fit(TrainConfig.from_dict(SMALL_RUN), run_dir, progress=False)
+    return run_dir, metrics

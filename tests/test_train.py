@@ -9,24 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL_RUN as SMALL
 
 from spikeforge.cli import main
 from spikeforge.config import TrainConfig
 from spikeforge.errors import CheckpointError
 from spikeforge.train import evaluate_run, fit, load_run
-
-SMALL = {"dataset": "mnist", "limit_train": 4000, "limit_test": 1000, "epochs": 3}
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> tuple[Path, dict]:
-    run_dir = tmp_path_factory.mktemp("runs") / "small"
-    metrics = fit(TrainConfig.from_dict(SMALL), run_dir, progress=False)
-    return run_dir, metrics
 
 
 def test_small_mnist_run_beats_chance_by_a_wide_margin(small_run, data_dir):

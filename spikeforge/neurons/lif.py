@@ -16,7 +16,7 @@ backward  with the reset treated as a constant (as snnTorch and Norse do), the g
           with ``keep = 1 - s`` for reset "zero" and ``keep = 1`` for "subtract".
 
 Two backends compute the loops: Numba kernels on the CPU (one call per layer; see
-``_kernels.py``) and torch tensor operations anywhere else (GPU), or everywhere when
+``spikeforge/kernels.py``) and torch tensor operations anywhere else (GPU), or everywhere when
 ``SPIKEFORGE_KERNELS=torch``. Both are tested against the contract's reference.
 
 When the input current is the same at every step (constant-current encoding), pass it
@@ -56,7 +56,7 @@ def _flat(x: torch.Tensor) -> Any:
 
 def _forward_kernels(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
                      surrogate: Surrogate | None) -> Saved:
-    from spikeforge.neurons import _kernels
+    from spikeforge import kernels
 
     shape = current.shape[-2:]
     current = current.detach().contiguous()
@@ -64,14 +64,14 @@ def _forward_kernels(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
     spikes = torch.empty((timesteps, *shape), dtype=current.dtype)
     slope = torch.empty_like(spikes)
     active = torch.empty_like(spikes) if neuron.refractory else spikes.new_empty((1, 1))
-    kind, param = _kernels.surrogate_code(surrogate or FastSigmoid())
+    kind, param = kernels.surrogate_code(surrogate or FastSigmoid())
     number = spikes.numpy().dtype.type
-    _kernels.lif_forward(_flat(current[None] if constant else current), constant,
+    kernels.lif_forward(_flat(current[None] if constant else current), constant,
                          number(neuron.decay), number(neuron.threshold), neuron.reset == "zero",
                          neuron.refractory, kind, number(param), _flat(spikes), _flat(slope),
                          _flat(active))
     active_or_none = active if neuron.refractory else None
-    if surrogate is not None and kind == _kernels.STORE_MEMBRANE:  # slope holds U - θ
+    if surrogate is not None and kind == kernels.STORE_MEMBRANE:  # slope holds U - θ
         slope = surrogate.derivative(slope)
         if active_or_none is not None:
             slope.mul_(active_or_none)
@@ -136,13 +136,13 @@ def _backward(grad_spikes: torch.Tensor, spikes: torch.Tensor, slope: torch.Tens
               active: torch.Tensor | None, neuron: NeuronSpec, constant: bool) -> torch.Tensor:
     """``dL/dI`` from ``dL/ds`` by the reverse-time recurrence (module docstring)."""
     if _use_kernels(grad_spikes):
-        from spikeforge.neurons import _kernels
+        from spikeforge import kernels
 
         grad_spikes = grad_spikes.contiguous()
         grad_current = torch.empty((1, *spikes.shape[1:]) if constant else spikes.shape,
                                    dtype=spikes.dtype)
         dummy = spikes.new_empty((1, 1))
-        _kernels.lif_backward(_flat(grad_spikes), _flat(slope), _flat(spikes),
+        kernels.lif_backward(_flat(grad_spikes), _flat(slope), _flat(spikes),
                               _flat(dummy if active is None else active),
                               spikes.numpy().dtype.type(neuron.decay), neuron.reset == "zero",
                               neuron.refractory, constant, _flat(grad_current))

@@ -1,5 +1,6 @@
-"""Numba kernels for the LIF time loop on the CPU: one call per layer and pass instead of
-several tensor operations per time step.
+"""Numba kernels for the CPU: the LIF time loop (training and the twin) in one call per
+layer and pass instead of several tensor operations per time step, and the twin's
+spike-driven synaptic currents.
 
 They compute exactly what the torch loop in :mod:`spikeforge.neurons.lif` computes (the
 contract of :mod:`spikeforge.spec`, same float operations in the same order, no fused
@@ -144,3 +145,68 @@ def lif_backward(grad_spikes, slope, spikes, active, decay, reset_zero, refracto
                 grad_current[t, lo:hi] = g
         if constant:
             grad_current[0, lo:hi] = total
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_spikes(current, constant, decay, decay_floor, threshold, reset_zero, refractory,
+               spikes, counts):  # pragma: no cover - compiled
+    """Inference only (the hardware twin): fill ``spikes`` (bool ``(T, M)``) and each
+    neuron's spike count ``counts`` (``(M,)``).
+
+    ``decay_floor`` selects the digital target's arithmetic on integer-valued float64
+    membranes: ``floor(V · decay)`` with ``decay = decay_num / 2^decay_shift``, which is
+    exact (``V · decay_num`` stays below 2^53 and the division by a power of two is exact)
+    and equal to the integer hardware's arithmetic shift.
+    """
+    steps, m_total = spikes.shape
+    zero = current.dtype.type(0.0)
+    for block in prange((m_total + BLOCK - 1) // BLOCK):
+        lo = block * BLOCK
+        hi = min(m_total, lo + BLOCK)
+        v = np.zeros(hi - lo, current.dtype)
+        refractory_left = np.zeros(hi - lo, np.int64)
+        n = counts[lo:hi]
+        n[:] = 0
+        for t in range(steps):
+            i = current[0 if constant else t, lo:hi]
+            s = spikes[t, lo:hi]
+            for k in range(hi - lo):
+                listening = refractory_left[k] <= 0
+                d = decay * v[k]
+                if decay_floor:
+                    d = np.floor(d)
+                uk = d + (i[k] if listening else zero)
+                fired = listening and uk >= threshold
+                s[k] = fired
+                n[k] += fired
+                if refractory > 0:
+                    if fired:
+                        refractory_left[k] = refractory
+                    elif refractory_left[k] > 0:
+                        refractory_left[k] -= 1
+                reset = zero if reset_zero else uk - threshold
+                v[k] = reset if fired else uk
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def spike_currents(spikes, weights_t, bias, has_bias, out):  # pragma: no cover - compiled
+    """Event-driven synapses: ``out[r] = b + sum of weights_t[j] over inputs j that spiked``
+    for every row ``r`` of ``spikes`` (bool ``(R, in)``); ``weights_t`` is ``W.T`` ``(in,
+    out)``. Only spikes cost work, as on the hardware: each row first lists its spiking
+    inputs (branch-free), then adds their weight rows."""
+    rows, n_in = spikes.shape
+    n_out = weights_t.shape[1]
+    for block in prange((rows + 255) // 256):
+        fired = np.empty(n_in, np.int64)
+        for r in range(block * 256, min(rows, block * 256 + 256)):
+            count = 0
+            for j in range(n_in):
+                fired[count] = j
+                count += spikes[r, j]
+            acc = out[r]
+            for k in range(n_out):
+                acc[k] = bias[k] if has_bias else 0.0
+            for c in range(count):
+                w = weights_t[fired[c]]
+                for k in range(n_out):
+                    acc[k] += w[k]

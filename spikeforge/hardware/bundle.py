@@ -1,0 +1,302 @@
+"""The deployment bundle: what ``spikeforge export`` writes and everything downstream reads.
+
+A folder that a hardware builder, or any independent program, can use without
+spikeforge (format in docs/bundle.md)::
+
+    spec.json     the contract (timesteps, neuron, encoding, decoding, layers), the target's
+                  section (digital integers / analog values), the accuracy of exactly
+                  these weights, and where they came from
+    weights.npz   the values the hardware realises: int64 (digital) or float64 (analog)
+    csv/          the same matrices as CSV, one file per array
+    network.nir   the network as a NIR graph (see spikeforge.hardware.nir_io)
+    README.md     the hardware specification in words and figures
+
+A bundle is written into a temporary folder beside its destination and moved into place
+when complete, so it is never half-written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeforge.errors import SpecError, SpikeforgeError
+from spikeforge.spec import (
+    DecodingSpec,
+    DigitalSpec,
+    EncodingSpec,
+    NetworkSpec,
+    NeuronSpec,
+)
+
+BUNDLE_FORMAT = "spikeforge-bundle"
+BUNDLE_SCHEMA_VERSION = 1
+TARGETS = ("digital", "analog")
+
+
+class BundleError(SpikeforgeError):
+    """A bundle folder that is missing files, keys or values, or holds impossible ones."""
+
+
+@dataclass
+class Bundle:
+    """A deployment bundle in memory.
+
+    spec:        the contract the hardware runs (``spec.digital`` set on the digital target).
+    target:      ``"digital"`` or ``"analog"``.
+    weights:     ``(out, in)`` arrays in layer order; int64 (digital) or float64 (analog).
+    biases:      per layer, an ``(out,)`` array or ``None``.
+    layer_names: e.g. ``["fc1", "fc2"]``; keys in weights.npz are ``<name>.weight/.bias``.
+    info:        the rest of spec.json (accuracy, digital/analog sections, provenance).
+    """
+
+    spec: NetworkSpec
+    target: str
+    weights: list[np.ndarray]
+    biases: list[np.ndarray | None]
+    layer_names: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by its weights.npz key."""
+        out = {}
+        for name, w, b in zip(self.layer_names, self.weights, self.biases, strict=True):
+            out[f"{name}.weight"] = w
+            if b is not None:
+                out[f"{name}.bias"] = b
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """spec.json as a dict (docs/bundle.md)."""
+        spec = self.spec
+        layers = [{"name": name, "shape": list(w.shape), "weights": f"{name}.weight",
+                   "bias": None if b is None else f"{name}.bias"}
+                  for name, w, b in zip(self.layer_names, self.weights, self.biases,
+                                        strict=True)]
+        digital = None
+        if spec.digital is not None:
+            d = spec.digital
+            digital = {"weight_bits": d.weight_bits, "input_bits": d.input_bits,
+                       "decay_num": d.decay_num, "decay_shift": d.decay_shift,
+                       "thresholds": list(d.thresholds),
+                       **self.info.get("digital", {})}
+        return {
+            "format": BUNDLE_FORMAT,
+            "schema_version": BUNDLE_SCHEMA_VERSION,
+            "target": self.target,
+            "timesteps": spec.timesteps,
+            "neuron": {"decay": spec.neuron.decay, "threshold": spec.neuron.threshold,
+                       "reset": spec.neuron.reset, "refractory": spec.neuron.refractory},
+            "encoding": {"type": spec.encoding.type, "scale": spec.encoding.scale},
+            "decoding": {"type": spec.decoding.type, "tie_break": spec.decoding.tie_break},
+            "layers": layers,
+            "digital": digital,
+            "analog": self.info.get("analog") if self.target == "analog" else None,
+            **{k: v for k, v in self.info.items() if k not in ("digital", "analog")},
+        }
+
+
+def _require(d: dict[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise BundleError(f"{where}: missing key {key!r}; re-export the bundle with "
+                          f"`spikeforge export`")
+    return d[key]
+
+
+def spec_from_json(d: dict[str, Any], where: str = "spec.json") -> NetworkSpec:
+    """The contract described by a spec.json dict (validated, errors name the field)."""
+    if d.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: not a spikeforge bundle (format {d.get('format')!r})")
+    version = d.get("schema_version")
+    if version != BUNDLE_SCHEMA_VERSION:
+        raise BundleError(f"{where}: schema_version {version!r} is not supported (this "
+                          f"spikeforge reads {BUNDLE_SCHEMA_VERSION}); re-export the bundle "
+                          f"with this version")
+    target = _require(d, "target", where)
+    if target not in TARGETS:
+        raise BundleError(f"{where}: target {target!r} is not one of {', '.join(TARGETS)}")
+    layers = _require(d, "layers", where)
+    if not isinstance(layers, list) or not layers:
+        raise BundleError(f"{where}: 'layers' must be a non-empty list")
+    shapes = []
+    for i, layer in enumerate(layers):
+        shape = _require(layer, "shape", f"{where} layers[{i}]")
+        if not (isinstance(shape, list) and len(shape) == 2):
+            raise BundleError(f"{where}: layers[{i}].shape must be [out, in], not {shape!r}")
+        shapes.append(shape)
+    for i in range(1, len(shapes)):
+        if shapes[i][1] != shapes[i - 1][0]:
+            raise BundleError(f"{where}: layer shapes do not chain: layers[{i - 1}] has "
+                              f"{shapes[i - 1][0]} outputs but layers[{i}] takes "
+                              f"{shapes[i][1]} inputs")
+    digital = d.get("digital")
+    if target == "digital" and not digital:
+        raise BundleError(f"{where}: target 'digital' needs a 'digital' section")
+    try:
+        return NetworkSpec(
+            layer_sizes=(shapes[0][1], *(s[0] for s in shapes)),
+            timesteps=_require(d, "timesteps", where),
+            neuron=NeuronSpec(**_require(d, "neuron", where)),
+            encoding=EncodingSpec(**_require(d, "encoding", where)),
+            decoding=DecodingSpec(**_require(d, "decoding", where)),
+            bias=all(layer.get("bias") for layer in layers),
+            digital=None if target != "digital" else DigitalSpec(
+                **{k: digital[k] for k in ("weight_bits", "input_bits", "decay_num",
+                                           "decay_shift", "thresholds") if k in digital}),
+        )
+    except SpecError as e:
+        raise BundleError(f"{where}: {e}") from None
+    except TypeError as e:
+        raise BundleError(f"{where}: unexpected field: {e}") from None
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and check a bundle folder; :class:`BundleError` says what is wrong and where."""
+    folder = Path(path)
+    spec_path = folder / "spec.json"
+    if not spec_path.is_file():
+        raise BundleError(f"{folder}: no spec.json; is this a bundle written by "
+                          f"`spikeforge export`?")
+    try:
+        d = json.loads(spec_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{spec_path}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise BundleError(f"{spec_path}: must hold a JSON object")
+    spec = spec_from_json(d, str(spec_path))
+    npz_path = folder / "weights.npz"
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise BundleError(f"{folder}: weights.npz is missing") from None
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{npz_path}: cannot be read ({e})") from None
+    weights, biases, names = [], [], []
+    for i, layer in enumerate(d["layers"]):
+        where = f"{spec_path} layers[{i}]"
+        w = _array(arrays, _require(layer, "weights", where), tuple(layer["shape"]), npz_path)
+        b_key = layer.get("bias")
+        b = None if not b_key else _array(arrays, b_key, (layer["shape"][0],), npz_path)
+        for key, a in ((layer["weights"], w), (b_key, b)):
+            if a is not None:
+                _check_values(a, key, spec, npz_path)
+        weights.append(w)
+        biases.append(b)
+        names.append(str(layer.get("name", f"layer{i + 1}")))
+    info = {k: v for k, v in d.items() if k not in (
+        "format", "schema_version", "target", "timesteps", "neuron", "encoding", "decoding",
+        "layers")}
+    if spec.digital is not None:
+        info["digital"] = {k: v for k, v in d["digital"].items() if k not in (
+            "weight_bits", "input_bits", "decay_num", "decay_shift", "thresholds")}
+    return Bundle(spec, d["target"], weights, biases, names, info)
+
+
+def _array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...],
+           npz_path: Path) -> np.ndarray:
+    if key not in arrays:
+        raise BundleError(f"{npz_path}: no array {key!r} (spec.json names it)")
+    a = arrays[key]
+    if a.shape != shape:
+        raise BundleError(f"{npz_path}: {key!r} has shape {a.shape}, spec.json says {shape}")
+    return a
+
+
+def _check_values(a: np.ndarray, key: str, spec: NetworkSpec, npz_path: Path) -> None:
+    if spec.digital is not None:
+        if not np.issubdtype(a.dtype, np.integer):
+            raise BundleError(f"{npz_path}: {key!r} must hold integers on the digital target, "
+                              f"not {a.dtype}")
+        if key.endswith(".weight") and a.size and np.abs(a).max() > spec.digital.weight_max:
+            raise BundleError(f"{npz_path}: {key!r} has a weight of magnitude "
+                              f"{int(np.abs(a).max())}, more than {spec.digital.weight_bits}-bit "
+                              f"weights hold ({spec.digital.weight_max})")
+        return
+    if not np.issubdtype(a.dtype, np.floating):
+        raise BundleError(f"{npz_path}: {key!r} must hold floats, not {a.dtype}")
+    if not np.isfinite(a).all():
+        raise BundleError(f"{npz_path}: {key!r} holds NaN or infinite values; the run that "
+                          f"produced it diverged: retrain and export again")
+
+
+# ------------------------------------------------------------------------------- writing
+
+
+def _csv(a: np.ndarray) -> str:
+    buf = io.StringIO()
+    np.savetxt(buf, np.atleast_2d(a), fmt="%d" if np.issubdtype(a.dtype, np.integer)
+               else "%.17g", delimiter=",")
+    return buf.getvalue()
+
+
+def write_bundle(bundle: Bundle, out: str | os.PathLike, readme: str, nir_graph: Any = None,
+                 force: bool = False) -> Path:
+    """Write ``bundle`` to the folder ``out`` atomically (temporary folder, then rename).
+
+    An existing folder is replaced only with ``force``.
+    """
+    import nir
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise BundleError(f"{out} exists; pass --force to replace it, or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        (tmp / "spec.json").write_text(json.dumps(bundle.to_json(), indent=2) + "\n")
+        np.savez(tmp / "weights.npz", **bundle.arrays)
+        (tmp / "csv").mkdir()
+        for key, a in bundle.arrays.items():
+            (tmp / "csv" / f"{key}.csv").write_text(_csv(a))
+        if nir_graph is not None:
+            nir.write(tmp / "network.nir", nir_graph)
+        (tmp / "README.md").write_text(readme)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ----------------------------------------------------------------------- part counts
+
+
+def part_counts(bundle: Bundle) -> dict[str, int]:
+    """What the hardware needs: neurons, synapses (non-zero weights), bias sources and,
+    on the digital target, weight memory bits."""
+    synapses = int(sum(np.count_nonzero(w) for w in bundle.weights))
+    counts = {
+        "neurons": int(sum(w.shape[0] for w in bundle.weights)),
+        "inputs": int(bundle.weights[0].shape[1]),
+        "weights": int(sum(w.size for w in bundle.weights)),
+        "nonzero_synapses": synapses,
+        "bias_sources": int(sum(np.count_nonzero(b) for b in bundle.biases if b is not None)),
+    }
+    if bundle.spec.digital is not None:
+        counts["weight_memory_bits"] = counts["weights"] * bundle.spec.digital.weight_bits
+    return counts
+

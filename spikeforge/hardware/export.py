@@ -1,0 +1,196 @@
+"""``spikeforge export``: a training run becomes a deployment bundle.
+
+Steps: load the run -> map the weights onto the target (digital: integers; analog: float64
+as trained) -> score exactly these weights with the hardware twin on the run's test set ->
+write the bundle (spec.json, weights.npz, CSV, network.nir, README.md) atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeforge import __version__
+from spikeforge.data.datasets import load_dataset
+from spikeforge.errors import SpikeforgeError
+from spikeforge.hardware.bundle import TARGETS, Bundle, part_counts, write_bundle
+from spikeforge.hardware.quantize import to_digital
+from spikeforge.hardware.simulate import run_twin, score
+from spikeforge.spec import NetworkSpec
+
+
+def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 8,
+                    decay_shift: int = 8) -> tuple[Bundle, list[str]]:
+    """The bundle for a run (not yet scored or written) and notes for the builder."""
+    from spikeforge.train import load_run
+
+    if target not in TARGETS:
+        raise SpikeforgeError(f"target = {target!r} is unknown: choose one of "
+                              f"{', '.join(TARGETS)}")
+    config, spec, model, state = load_run(run_dir)
+    weights, biases = model.weights()
+    weights = [w.double().numpy() for w in weights]
+    biases = [None if b is None else b.double().numpy() for b in biases]
+    names = [f"fc{i + 1}" for i in range(len(weights))]
+    notes: list[str] = []
+    info: dict[str, Any] = {"trained": {
+        "run_dir": str(Path(run_dir).resolve()), "dataset": config.dataset,
+        "epochs": int(state["epoch"]), "float_test_accuracy": _run_accuracy(run_dir),
+        "quantize_bits": config.quantize_bits}}
+    if target == "analog":
+        info["analog"] = {"weights": "float64, model units: one unit of current moves the "
+                                     "membrane by one unit per clock",
+                          "circuit": None}
+        return Bundle(spec, target, weights, biases, names, info), notes
+    q = to_digital(spec, weights, biases, weight_bits, decay_shift)
+    if q.spec.neuron.decay != spec.neuron.decay:
+        notes.append(f"decay {spec.neuron.decay} is realised as {q.spec.digital.decay_num}/"
+                     f"2^{decay_shift} = {q.spec.neuron.decay}; train with --decay "
+                     f"{q.spec.neuron.decay} to train with exactly the hardware's decay")
+    if config.quantize_bits not in (None, weight_bits):
+        notes.append(f"trained with --quantize-bits {config.quantize_bits} but exported with "
+                     f"--bits {weight_bits}")
+    info["digital"] = {"layers": [
+        {"weight_scale": s, "current_quantum": q_l, "membrane_bits": m}
+        for s, q_l, m in zip(q.weight_scales, q.current_quanta, q.membrane_bits, strict=True)]}
+    return Bundle(q.spec, target, q.weights, q.biases, names, info), notes
+
+
+def _run_accuracy(run_dir: str | os.PathLike) -> float | None:
+    import json
+
+    path = Path(run_dir) / "metrics.json"
+    return json.loads(path.read_text()).get("test_accuracy") if path.exists() else None
+
+
+def score_bundle(bundle: Bundle, dataset: str, data_dir: str | None = None,
+                 limit: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Twin accuracy of exactly these weights on a dataset's test split."""
+    data = load_dataset(dataset, data_dir, progress=progress).limit(None, limit)
+    result = run_twin(bundle.spec, bundle.weights, bundle.biases, data.test_x)
+    return {"dataset": dataset, "split": "test", **score(result, data.test_y)}
+
+
+def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
+           weight_bits: int = 8, decay_shift: int = 8, data_dir: str | None = None,
+           force: bool = False) -> tuple[Bundle, list[str]]:
+    """Export a run as a bundle folder; returns the bundle and the builder's notes."""
+    from spikeforge.hardware.nir_io import to_nir
+    from spikeforge.train import load_run
+
+    out = Path(out)
+    if out.exists() and not force:  # refuse before the work, not after it
+        raise SpikeforgeError(f"{out} exists; pass --force to replace it, or choose another "
+                              f"--out")
+    bundle, notes = bundle_from_run(run_dir, target, weight_bits, decay_shift)
+    config = load_run(run_dir)[0]
+    bundle.info["accuracy"] = score_bundle(bundle, config.dataset, data_dir or config.data_dir,
+                                           config.limit_test)
+    bundle.info["parts"] = part_counts(bundle)
+    bundle.info["created_by"] = {"spikeforge": __version__}
+    write_bundle(bundle, out, render_readme(bundle, notes), to_nir(bundle), force=force)
+    return bundle, notes
+
+
+def render_readme(bundle: Bundle, notes: list[str]) -> str:
+    """The hardware specification in words and figures."""
+    spec: NetworkSpec = bundle.spec
+    acc = bundle.info.get("accuracy", {})
+    trained = _pct(bundle.info.get("trained", {}).get("float_test_accuracy"))
+    parts = bundle.info.get("parts", part_counts(bundle))
+    sizes = " -> ".join(str(n) for n in spec.layer_sizes)
+    n = spec.neuron
+    lines = [
+        f"# Hardware specification: {sizes} spiking network ({bundle.target} target)",
+        "",
+        "Written by `spikeforge export`. Everything the hardware needs is in `spec.json` and "
+        "`weights.npz` (the same matrices as CSV in `csv/`); `network.nir` holds the network "
+        "for NIR tools.",
+        "",
+        "## Accuracy of exactly these weights",
+        "",
+        f"{_pct(acc.get('accuracy'))} on the {acc.get('n', '?')} {acc.get('dataset', '?')} "
+        f"test images ({acc.get('correct', '?')} correct), scored by spikeforge's hardware "
+        f"twin; {acc.get('mean_spikes_per_inference', float('nan')):.0f} spikes per inference "
+        f"on average. The trained float model scored {trained}.",
+        "",
+        "## Topology",
+        "",
+        "| layer | neurons | inputs | non-zero weights | bias |",
+        "|---|---|---|---|---|",
+    ]
+    for name, w, b in zip(bundle.layer_names, bundle.weights, bundle.biases, strict=True):
+        lines.append(f"| {name} | {w.shape[0]} | {w.shape[1]} | {np.count_nonzero(w)} | "
+                     f"{'yes' if b is not None else 'no'} |")
+    lines += [
+        "",
+        "## Neuron (every layer)",
+        "",
+        "Clocked leaky integrate-and-fire, once per clock `t = 1..T`:",
+        "",
+        "```",
+        "I[t] = W · s_in[t] + b",
+        "U[t] = decay · V[t-1] + I[t]          (V[0] = 0)",
+        "s[t] = 1 if U[t] >= threshold",
+        "V[t] = 0 where s[t] = 1 (reset to zero), else U[t]" if n.reset == "zero" else
+        "V[t] = U[t] - threshold where s[t] = 1 (reset by subtraction), else U[t]",
+        "```",
+        "",
+        f"- decay: {n.decay}",
+        f"- threshold: {n.threshold} (model units)",
+        f"- reset: {n.reset}; refractory clocks: {n.refractory}",
+        "",
+        "## Timing",
+        "",
+        f"T = {spec.timesteps} clocks per inference; all neurons update on the same clock "
+        "edge; the state is cleared before each inference.",
+        "",
+        "## Input encoding",
+        "",
+    ]
+    if spec.encoding.type == "constant_current":
+        if spec.digital is not None:
+            lines.append(f"Each input x in [0, 1] is the integer code round(x * "
+                         f"{spec.digital.input_max}), applied on every clock.")
+        else:
+            lines.append(f"Each input x in [0, 1] is a current {spec.encoding.scale} * x held "
+                         "for all T clocks.")
+    else:
+        lines.append("Each input line carries a spike (0/1) per clock.")
+    lines += [
+        "",
+        "## Output decoding",
+        "",
+        "Count each output neuron's spikes over the T clocks; the class is the neuron with "
+        "the most spikes, ties going to the lowest index (a priority encoder).",
+        "",
+    ]
+    if spec.digital is not None:
+        d = spec.digital
+        layers = bundle.info["digital"]["layers"]
+        lines += [
+            "## Digital arithmetic",
+            "",
+            f"- weights: signed {d.weight_bits}-bit integers; biases and thresholds: integers",
+            f"- decay: V <- floor(V * {d.decay_num} / 2^{d.decay_shift}) (arithmetic right "
+            f"shift by {d.decay_shift})",
+            "",
+            "| layer | threshold | membrane bits | weight scale | current per unit |",
+            "|---|---|---|---|---|",
+        ]
+        for name, t, layer in zip(bundle.layer_names, d.thresholds, layers, strict=True):
+            lines.append(f"| {name} | {t} | {layer['membrane_bits']} | "
+                         f"{layer['weight_scale']:.6g} | {layer['current_quantum']:.6g} |")
+        lines.append("")
+    lines += ["## Part counts", "", "| item | count |", "|---|---|"]
+    lines += [f"| {k.replace('_', ' ')} | {v} |" for k, v in parts.items()]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2%}"

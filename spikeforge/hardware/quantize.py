@@ -1,0 +1,106 @@
+"""Quantisation: trained float weights -> what a target can realise.
+
+Digital target (:class:`~spikeforge.spec.DigitalSpec`): per layer ``l`` a weight scale
+``s_l = max|W_l| / (2^(k-1) - 1)`` and integer weights ``W_int = round(W / s_l)``. One
+integer unit of layer ``l``'s current is worth ``q_l`` model units::
+
+    q_1 = s_1 · input_scale / (2^input_bits - 1)     (input codes, constant current)
+    q_l = s_l                                          (spike inputs: 0/1)
+
+so biases become ``round(b / q_l)`` and thresholds ``round(θ / q_l)``, and the integer
+membrane is the float one divided by ``q_l``. The decay becomes the fixed-point
+``decay_num / 2^decay_shift`` nearest to the trained decay (exact when the network was
+trained with a representable decay, such as 230/256).
+
+:func:`fake_quantize` is the training-time counterpart (straight-through estimator) used by
+quantisation-aware training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spikeforge.errors import SpikeforgeError
+from spikeforge.spec import DigitalSpec, NetworkSpec
+
+
+@dataclass
+class QuantizedNetwork:
+    """A network in the digital target's integers, with how each layer maps back.
+
+    spec:            the contract with ``digital`` set (and ``neuron.decay`` = fixed point).
+    weights, biases: int64 arrays (biases ``None`` when the network has none).
+    weight_scales:   ``s_l``, model units of weight per integer unit.
+    current_quanta:  ``q_l``, model units of current per integer unit of membrane.
+    membrane_bits:   signed width that holds every membrane value of each layer.
+    """
+
+    spec: NetworkSpec
+    weights: list[np.ndarray]
+    biases: list[np.ndarray | None]
+    weight_scales: list[float]
+    current_quanta: list[float]
+    membrane_bits: list[int]
+
+
+def weight_scale(w: np.ndarray, bits: int) -> float:
+    """Symmetric scale: the largest magnitude maps to the largest code ``2^(bits-1) - 1``."""
+    largest = float(np.abs(w).max())
+    return largest / (2 ** (bits - 1) - 1) if largest > 0 else 1.0
+
+
+def to_digital(spec: NetworkSpec, weights: Sequence[np.ndarray],
+               biases: Sequence[np.ndarray | None], weight_bits: int = 8, decay_shift: int = 8,
+               input_bits: int = 8) -> QuantizedNetwork:
+    """Quantise float weights and constants for the digital target (module docstring)."""
+    decay_num = round(spec.neuron.decay * 2**decay_shift)
+    if decay_num < 1:
+        raise SpikeforgeError(f"decay {spec.neuron.decay} rounds to 0 with decay_shift "
+                              f"{decay_shift}; use a larger --decay-shift")
+    input_max = 2**input_bits - 1
+    w_max = 2 ** (weight_bits - 1) - 1
+    int_weights, int_biases, scales, quanta, thresholds, membrane_bits = [], [], [], [], [], []
+    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        w = np.asarray(w, dtype=np.float64)
+        scale = weight_scale(w, weight_bits)
+        w_int = np.clip(np.rint(w / scale), -w_max, w_max).astype(np.int64)
+        quantum = scale
+        input_peak = 1
+        if layer == 0 and spec.encoding.type == "constant_current":
+            quantum = scale * spec.encoding.scale / input_max
+            input_peak = input_max
+        b_int = None if b is None else np.rint(np.asarray(b, np.float64) / quantum).astype(np.int64)
+        threshold = max(1, round(spec.neuron.threshold / quantum))
+        # |U| stays below the largest input current plus the threshold (above it the neuron
+        # fires and resets), and a negative membrane stays above -max|I| / (1 - decay).
+        peak_current = float(np.abs(w_int).sum(1).max() * input_peak
+                             + (0 if b_int is None else np.abs(b_int).max()))
+        leak = 1 - decay_num / 2**decay_shift
+        bound = peak_current / leak if leak > 0 else peak_current * spec.timesteps
+        membrane_bits.append(math.ceil(math.log2(bound + threshold + 1)) + 1)
+        int_weights.append(w_int)
+        int_biases.append(b_int)
+        scales.append(scale)
+        quanta.append(quantum)
+        thresholds.append(threshold)
+    digital = DigitalSpec(weight_bits, input_bits, decay_num, decay_shift, tuple(thresholds))
+    neuron = dataclasses.replace(spec.neuron, decay=digital.decay)
+    return QuantizedNetwork(dataclasses.replace(spec, neuron=neuron, digital=digital),
+                            int_weights, int_biases, scales, quanta, membrane_bits)
+
+
+def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """``w`` rounded to ``bits``-bit symmetric codes in the forward pass, identity in the
+    backward pass (straight-through estimator)::
+
+        s = max|w| / (2^(bits-1) - 1),   w_q = s · round(w / s)
+    """
+    scale = (w.detach().abs().max() / (2 ** (bits - 1) - 1)).clamp(min=1e-12)
+    quantized = torch.round(w / scale) * scale
+    return w + (quantized - w).detach()

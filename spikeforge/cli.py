@@ -44,6 +44,7 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
     "--augment-shift": (int, "random shift of training images, pixels (0 = off)"),
     "--dropout": (float, "hidden-spike dropout during training (0 = off)"),
     "--quantize-bits": (int, "quantisation-aware training with this many weight bits"),
+    "--init-from": (str, "start from the weights of this run directory (fine-tuning)"),
     "--seed": (int, "random seed"),
     "--limit-train": (int, "use only the first N training samples"),
     "--limit-test": (int, "use only the first N test samples"),
@@ -207,6 +208,8 @@ def _verify(args: argparse.Namespace) -> int:
                       f"agree with the twin")
             else:
                 print(f"NIR -> {name}: {r.get('error', 'not run')}")
+        for difference in nir_report.get("differences", []):
+            print(f"  NIR differs: {difference}")
     if not report["ok"]:
         print("spikeforge: verify FAILED: the digital twin and PyTorch disagree", file=sys.stderr)
         return 1

@@ -38,7 +38,8 @@ class TrainConfig:
     pixels (0 = off; images only); ``dropout`` silences each hidden neuron for a whole
     training sample with that probability. ``quantize_bits`` trains with weights rounded
     to that many bits per layer (quantisation-aware training, straight-through gradient)
-    so that a digital export of that width loses as little as possible.
+    so that a digital export of that width loses as little as possible. ``init_from``
+    starts from the weights of another run (fine-tuning, e.g. quantisation-aware).
     """
 
     dataset: str = "mnist"
@@ -61,6 +62,7 @@ class TrainConfig:
     augment_shift: int = 1
     dropout: float = 0.2
     quantize_bits: int | None = None
+    init_from: str | None = None
     seed: int = 0
     limit_train: int | None = None
     limit_test: int | None = None

@@ -218,6 +218,16 @@ def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, NetworkSpec, Spik
     return config, spec, model.eval(), state
 
 
+def _init_from(model: SpikingNet, run_dir: str, spec: NetworkSpec) -> None:
+    """Start from another run's weights; its network must have the same shape."""
+    source = load_checkpoint(run_dir)
+    source_spec = NetworkSpec.from_dict(source["spec"])
+    if source_spec.layer_sizes != spec.layer_sizes:
+        raise CheckpointError(f"--init-from {run_dir}: its layers {source_spec.layer_sizes} "
+                              f"differ from this run's {spec.layer_sizes}")
+    model.load_state_dict(source["model"])
+
+
 def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
 
@@ -283,7 +293,10 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
     train_x, train_y, test_x, test_y = _tensors(data, dev)
 
     torch.manual_seed(config.seed)
-    model = build_model(config, spec).to(dev)
+    model = build_model(config, spec)
+    if config.init_from and state is None:
+        _init_from(model, config.init_from, spec)
+    model = model.to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay, fused=True)
     batches_per_epoch = math.ceil(len(train_x) / config.batch_size)

@@ -105,3 +105,18 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path, 
     assert result["test_accuracy"] == straight["test_accuracy"]
     assert (run_dir / "history.csv").read_text().splitlines()[-1].split(",")[:4] == \
         (tmp_path / "straight" / "history.csv").read_text().splitlines()[-1].split(",")[:4]
+
+
+def test_quantisation_aware_fine_tuning_starts_from_the_run_and_uses_k_bit_weights(
+        small_run, tmp_path):
+    run_dir, metrics = small_run
+    tuned = fit(TrainConfig.from_dict({**SMALL, "epochs": 1, "lr": 1e-9, "quantize_bits": 4,
+                                       "init_from": str(run_dir)}),
+                tmp_path / "q4", progress=False, plots=False)
+    assert abs(tuned["test_accuracy"] - metrics["test_accuracy"]) < 0.05  # not from scratch
+    _, _, model, _ = load_run(tmp_path / "q4")
+    for weight in model.weights()[0]:
+        assert len(torch.unique(weight)) <= 15  # codes -7..7
+    with pytest.raises(CheckpointError, match="differ from this run's"):
+        fit(TrainConfig.from_dict({**SMALL, "hidden": 64, "init_from": str(run_dir)}),
+            tmp_path / "wrong", progress=False, plots=False)

@@ -97,6 +97,23 @@ def to_nir(bundle: Bundle) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
+def differences(bundle: Bundle) -> list[str]:
+    """What the NIR importers run differently from this bundle's contract."""
+    spec = bundle.spec
+    out = ["importers fire on v > threshold, the contract on V >= threshold (differs only "
+           "when V equals the threshold exactly)",
+           "importers compute in float32 with v scaled by (1 - decay); rounding differs"]
+    if spec.neuron.reset == "subtract":
+        out.append("reset by subtraction: NIR's LIF resets to v_reset, so importers reset to "
+                   "zero")
+    if spec.neuron.refractory:
+        out.append(f"refractory period of {spec.neuron.refractory} clocks: NIR's LIF has none")
+    if spec.digital is not None:
+        out.append("digital: the membrane decay's rounding down (arithmetic shift) is not "
+                   "expressible; importers decay exactly")
+    return out
+
+
 def _held_inputs(bundle: Bundle, x: np.ndarray) -> Any:
     import torch
 

@@ -95,7 +95,8 @@ def _verify_nir(folder: Path, bundle: Bundle, x: np.ndarray,
         return {"read": False, "error": "network.nir is missing"}
     graph = nir.read(nir_path)
     result: dict[str, Any] = {"read": True, "n": len(x), "metadata": {
-        k: (v.item() if hasattr(v, "item") else v) for k, v in graph.metadata.items()}}
+        k: (v.item() if hasattr(v, "item") else v) for k, v in graph.metadata.items()},
+        "differences": nir_io.differences(bundle)}
     for name, runner in (("snntorch", nir_io.run_snntorch), ("norse", nir_io.run_norse)):
         try:
             counts = runner(nir.read(nir_path), bundle, x)

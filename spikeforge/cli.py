@@ -54,7 +54,9 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikeforge", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="spikeforge", description="Train spiking neural networks and deploy them to "
+        "hardware built from discrete parts.")
     parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

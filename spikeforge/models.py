@@ -58,9 +58,7 @@ class SpikingNet(nn.Module):
             if i > 0 and self.training and self.dropout > 0:
                 keep = torch.rand(s.shape[1:], device=s.device) >= self.dropout
                 s = s * (keep / (1.0 - self.dropout))
-            weight = layer.weight
-            if self.weight_bits is not None:
-                weight = fake_quantize(weight, self.weight_bits)
+            weight = self.effective_weight(layer)
             if s.dim() == 2:  # a held current: W·x + b once, not once per step
                 current = F.linear(s, weight, layer.bias)
             else:
@@ -72,6 +70,13 @@ class SpikingNet(nn.Module):
                 recorded.append(s)
         return SpikingOutput(s.sum(0), recorded if record else None)
 
+    def effective_weight(self, layer: nn.Linear) -> torch.Tensor:
+        """The weight the forward pass uses: rounded to ``weight_bits`` when training is
+        quantisation-aware, else the layer's own."""
+        if self.weight_bits is None:
+            return layer.weight
+        return fake_quantize(layer.weight, self.weight_bits)
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Classes as the hardware decodes them (spike counts, ties to the lowest index)."""
@@ -80,7 +85,5 @@ class SpikingNet(nn.Module):
     def weights(self) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Weight matrices ``(out, in)`` and biases, detached, in layer order (as the
         forward pass uses them: rounded when training is quantisation-aware)."""
-        quantize = (lambda w: fake_quantize(w, self.weight_bits)) if self.weight_bits else None
-        return ([(quantize(layer.weight) if quantize else layer.weight).detach()
-                 for layer in self.layers],
+        return ([self.effective_weight(layer).detach() for layer in self.layers],
                 [None if layer.bias is None else layer.bias.detach() for layer in self.layers])

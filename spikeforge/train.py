@@ -19,6 +19,7 @@ import contextlib
 import csv
 import ctypes
 import io
+import json
 import math
 import os
 import platform
@@ -383,8 +384,6 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
                            "n_test": result.n}
     metrics_path = Path(run_dir) / METRICS
     if metrics_path.exists():
-        import json
-
         reported = json.loads(metrics_path.read_text()).get("test_accuracy")
         out["reported_test_accuracy"] = reported
         out["matches_reported"] = reported == result.accuracy

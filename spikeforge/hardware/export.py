@@ -7,6 +7,7 @@ write the bundle (spec.json, weights.npz, CSV, network.nir, README.md) atomicall
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge import __version__
+from spikeforge.config import TrainConfig
 from spikeforge.data.datasets import load_dataset
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hardware.bundle import TARGETS, Bundle, part_counts, write_bundle
@@ -23,8 +25,9 @@ from spikeforge.spec import NetworkSpec
 
 
 def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 8,
-                    decay_shift: int = 8) -> tuple[Bundle, list[str]]:
-    """The bundle for a run (not yet scored or written) and notes for the builder."""
+                    decay_shift: int = 8) -> tuple[Bundle, list[str], TrainConfig]:
+    """The bundle for a run (not yet scored or written), notes for the builder, and the
+    run's config."""
     from spikeforge.train import load_run
 
     if target not in TARGETS:
@@ -44,7 +47,7 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
         info["analog"] = {"weights": "float64, model units: one unit of current moves the "
                                      "membrane by one unit per clock",
                           "circuit": None}
-        return Bundle(spec, target, weights, biases, names, info), notes
+        return Bundle(spec, target, weights, biases, names, info), notes, config
     q = to_digital(spec, weights, biases, weight_bits, decay_shift)
     if q.spec.neuron.decay != spec.neuron.decay:
         notes.append(f"decay {spec.neuron.decay} is realised as {q.spec.digital.decay_num}/"
@@ -56,12 +59,10 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
     info["digital"] = {"layers": [
         {"weight_scale": s, "current_quantum": q_l, "membrane_bits": m}
         for s, q_l, m in zip(q.weight_scales, q.current_quanta, q.membrane_bits, strict=True)]}
-    return Bundle(q.spec, target, q.weights, q.biases, names, info), notes
+    return Bundle(q.spec, target, q.weights, q.biases, names, info), notes, config
 
 
 def _run_accuracy(run_dir: str | os.PathLike) -> float | None:
-    import json
-
     path = Path(run_dir) / "metrics.json"
     return json.loads(path.read_text()).get("test_accuracy") if path.exists() else None
 
@@ -79,14 +80,12 @@ def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
            force: bool = False) -> tuple[Bundle, list[str]]:
     """Export a run as a bundle folder; returns the bundle and the builder's notes."""
     from spikeforge.hardware.nir_io import to_nir
-    from spikeforge.train import load_run
 
     out = Path(out)
     if out.exists() and not force:  # refuse before the work, not after it
         raise SpikeforgeError(f"{out} exists; pass --force to replace it, or choose another "
                               f"--out")
-    bundle, notes = bundle_from_run(run_dir, target, weight_bits, decay_shift)
-    config = load_run(run_dir)[0]
+    bundle, notes, config = bundle_from_run(run_dir, target, weight_bits, decay_shift)
     bundle.info["accuracy"] = score_bundle(bundle, config.dataset, data_dir or config.data_dir,
                                            config.limit_test)
     bundle.info["parts"] = part_counts(bundle)

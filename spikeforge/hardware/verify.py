@@ -98,7 +98,7 @@ def _verify_nir(folder: Path, bundle: Bundle, x: np.ndarray,
         k: (v.item() if hasattr(v, "item") else v) for k, v in graph.metadata.items()},
         "differences": nir_io.differences(bundle)}
     for name, runner in (("snntorch", nir_io.run_snntorch), ("norse", nir_io.run_norse)):
-        try:
+        try:  # a fresh read each: snnTorch's importer rewrites the graph it is given
             counts = runner(nir.read(nir_path), bundle, x)
         except ImportError as e:
             result[name] = {"error": f"not installed ({e.name})"}

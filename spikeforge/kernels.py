@@ -42,6 +42,13 @@ def surrogate_code(surrogate: Surrogate) -> tuple[int, float]:
 
 
 @njit(cache=True, inline="always")
+def _block_bounds(block, m_total):  # pragma: no cover - compiled
+    """Neurons ``[lo, hi)`` of work item ``block``."""
+    lo = block * BLOCK
+    return lo, min(m_total, lo + BLOCK)
+
+
+@njit(cache=True, inline="always")
 def _slopes(kind, u, threshold, p, one, out):  # pragma: no cover - compiled
     """``out[k] = σ'(u[k] - θ)`` for a block; the branch on ``kind`` stays outside the
     loops so that each loop vectorises."""
@@ -63,8 +70,7 @@ def lif_forward(current, constant, decay, threshold, reset_zero, refractory, kin
     zero = spikes.dtype.type(0.0)
     one = spikes.dtype.type(1.0)
     for block in prange((m_total + BLOCK - 1) // BLOCK):
-        lo = block * BLOCK
-        hi = min(m_total, lo + BLOCK)
+        lo, hi = _block_bounds(block, m_total)
         v = np.zeros(hi - lo, spikes.dtype)
         u = np.empty(hi - lo, spikes.dtype)
         refractory_left = np.zeros(hi - lo, np.int64)
@@ -113,8 +119,7 @@ def lif_backward(grad_spikes, slope, spikes, active, decay, reset_zero, refracto
     steps, m_total = grad_spikes.shape
     one = grad_spikes.dtype.type(1.0)
     for block in prange((m_total + BLOCK - 1) // BLOCK):
-        lo = block * BLOCK
-        hi = min(m_total, lo + BLOCK)
+        lo, hi = _block_bounds(block, m_total)
         g = np.zeros(hi - lo, grad_spikes.dtype)
         total = np.zeros(hi - lo, grad_spikes.dtype)
         for t in range(steps - 1, -1, -1):
@@ -161,8 +166,7 @@ def lif_spikes(current, constant, decay, decay_floor, threshold, reset_zero, ref
     steps, m_total = spikes.shape
     zero = current.dtype.type(0.0)
     for block in prange((m_total + BLOCK - 1) // BLOCK):
-        lo = block * BLOCK
-        hi = min(m_total, lo + BLOCK)
+        lo, hi = _block_bounds(block, m_total)
         v = np.zeros(hi - lo, current.dtype)
         refractory_left = np.zeros(hi - lo, np.int64)
         n = counts[lo:hi]

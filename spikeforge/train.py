@@ -372,6 +372,12 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
     return metrics
 
 
+def reported_accuracy(run_dir: str | os.PathLike) -> float | None:
+    """The test accuracy a finished run reported in metrics.json (None if unfinished)."""
+    path = Path(run_dir) / METRICS
+    return json.loads(path.read_text()).get("test_accuracy") if path.exists() else None
+
+
 def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Re-score a saved run on its test set (same dataset, same limit) from its checkpoint."""
@@ -382,9 +388,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
                       config.eval_batch_size)
     out: dict[str, Any] = {"test_accuracy": result.accuracy, "test_correct": result.correct,
                            "n_test": result.n}
-    metrics_path = Path(run_dir) / METRICS
-    if metrics_path.exists():
-        reported = json.loads(metrics_path.read_text()).get("test_accuracy")
+    reported = reported_accuracy(run_dir)
+    if reported is not None:
         out["reported_test_accuracy"] = reported
         out["matches_reported"] = reported == result.accuracy
     return out

@@ -7,7 +7,6 @@ write the bundle (spec.json, weights.npz, CSV, network.nir, README.md) atomicall
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
                     decay_shift: int = 8) -> tuple[Bundle, list[str], TrainConfig]:
     """The bundle for a run (not yet scored or written), notes for the builder, and the
     run's config."""
-    from spikeforge.train import load_run
+    from spikeforge.train import load_run, reported_accuracy
 
     if target not in TARGETS:
         raise SpikeforgeError(f"target = {target!r} is unknown: choose one of "
@@ -41,7 +40,7 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
     notes: list[str] = []
     info: dict[str, Any] = {"trained": {
         "run_dir": str(Path(run_dir).resolve()), "dataset": config.dataset,
-        "epochs": int(state["epoch"]), "float_test_accuracy": _run_accuracy(run_dir),
+        "epochs": int(state["epoch"]), "float_test_accuracy": reported_accuracy(run_dir),
         "quantize_bits": config.quantize_bits}}
     if target == "analog":
         info["analog"] = {"weights": "float64, model units: one unit of current moves the "
@@ -60,11 +59,6 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
         {"weight_scale": s, "current_quantum": q_l, "membrane_bits": m}
         for s, q_l, m in zip(q.weight_scales, q.current_quanta, q.membrane_bits, strict=True)]}
     return Bundle(q.spec, target, q.weights, q.biases, names, info), notes, config
-
-
-def _run_accuracy(run_dir: str | os.PathLike) -> float | None:
-    path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text()).get("test_accuracy") if path.exists() else None
 
 
 def score_bundle(bundle: Bundle, dataset: str, data_dir: str | None = None,

@@ -96,8 +96,6 @@ def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[
     for start in range(0, n, batch_size):
         batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
         s = encode_inputs(spec, batch)
-        if spike_input:
-            s = s.astype(np.bool_)
         total = 0
         layer_spikes = []
         for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):

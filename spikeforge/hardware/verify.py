@@ -21,7 +21,7 @@ import torch
 
 from spikeforge.data.datasets import load_dataset
 from spikeforge.hardware.bundle import Bundle, load_bundle
-from spikeforge.hardware.simulate import encode_inputs, run_twin
+from spikeforge.hardware.simulate import encode_inputs, run_twin, score
 from spikeforge.spec import decode, reference_forward
 
 
@@ -76,7 +76,7 @@ def verify(path: str | os.PathLike, n_inputs: int | None = None, nir_inputs: int
         "identical_spike_trains": int(same.sum()),
         "identical_predictions": int((torch_predictions == twin.predictions).sum()),
         "layers": layers,
-        "twin_accuracy": float((twin.predictions == data.test_y[:len(x)]).mean()),
+        "twin_accuracy": score(twin, data.test_y[:len(x)])["accuracy"],
     }
     report["nir"] = _verify_nir(Path(path), bundle, x[:nir_inputs], twin.predictions[:nir_inputs])
     exact = report["identical_spike_trains"] == report["n"]

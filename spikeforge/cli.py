@@ -84,6 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--bits", type=int, default=8, help="digital: signed weight bits")
     export.add_argument("--decay-shift", type=int, default=8,
                         help="digital: decay as a multiply by k / 2^shift")
+    analog = export.add_argument_group("analog target (defaults: spikeforge.hardware.circuit)")
+    analog.add_argument("--series", default="E24", help="resistor series: E6 E12 E24 E48 E96")
+    analog.add_argument("--r-unit", default="auto", help="ohms per unit weight (R = R_unit / "
+                        "|w|), or auto: per layer, the largest weight gets the smallest resistor")
+    analog.add_argument("--r-range", default="10k:1M", help="smallest:largest synapse resistor")
+    analog.add_argument("--r-m", default="100k", help="membrane leak resistor R_m")
+    analog.add_argument("--c-m", default="10n", help="membrane capacitor C_m")
+    analog.add_argument("--v-ref", default="auto", help="spike-line amplitude, volts, or auto: "
+                        "per layer, for a threshold of --v-threshold")
+    analog.add_argument("--v-threshold", default="1", help="threshold voltage aimed at (auto "
+                        "--v-ref)")
+    analog.add_argument("--supply", default="5", help="op-amp/comparator rails ±volts")
+    analog.add_argument("--tolerance", default="1%", help="resistor tolerance (1%% or 0.01)")
+    analog.add_argument("--cap-tolerance", default="5%", help="capacitor tolerance")
     export.add_argument("--data-dir")
     export.add_argument("--force", action="store_true", help="replace an existing bundle")
     export.add_argument("--json", action="store_true")
@@ -94,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--limit", type=int, help="first N test samples only")
     simulate.add_argument("--data-dir")
     simulate.add_argument("--json", action="store_true")
+    mc = simulate.add_argument_group("Monte Carlo (analog bundles): draw boards of real parts")
+    mc.add_argument("--monte-carlo", type=int, metavar="K", help="draw K boards, every part "
+                    "off nominal within its tolerance, and score each")
+    mc.add_argument("--tolerance", help="resistor tolerance (default: the bundle's)")
+    mc.add_argument("--cap-tolerance", help="capacitor tolerance (default: the bundle's)")
+    mc.add_argument("--comparator-offset", help="comparator offset σ, volts (e.g. 2m)")
+    mc.add_argument("--distribution", choices=["uniform", "gaussian"],
+                    help="part deviation: uniform within ±tol, or gaussian with σ = tol/3")
+    mc.add_argument("--seed", type=int, default=0, help="seed of the drawn boards")
+    mc.add_argument("--plot", help="histogram PNG (default: BUNDLE/monte_carlo.png)")
 
     verify = sub.add_parser("verify", help="twin vs PyTorch spike by spike, and NIR round trip")
     verify.add_argument("bundle")
@@ -159,11 +183,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fraction(text: str, name: str) -> float:
+    """``1%`` or ``0.01`` -> 0.01."""
+    try:
+        value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        raise SpikeforgeError(f"{name} {text!r} is not a fraction: write e.g. 1% or 0.01") \
+            from None
+    if not 0 <= value < 0.5:
+        raise SpikeforgeError(f"{name} {text!r} is not allowed: it must be in [0 %, 50 %)")
+    return value
+
+
+def _circuit_options(args: argparse.Namespace) -> Any:
+    from spikeforge.hardware.circuit import CircuitOptions
+    from spikeforge.hardware.components import parse_value
+
+    lo, sep, hi = args.r_range.partition(":")
+    if not sep:
+        raise SpikeforgeError(f"--r-range {args.r_range!r}: write smallest:largest, e.g. 10k:1M")
+    return CircuitOptions(
+        series=args.series.upper(), r_min=parse_value(lo), r_max=parse_value(hi),
+        r_unit=None if args.r_unit == "auto" else parse_value(args.r_unit),
+        r_m=parse_value(args.r_m), c_m=parse_value(args.c_m),
+        v_ref=None if args.v_ref == "auto" else parse_value(args.v_ref),
+        v_threshold=parse_value(args.v_threshold),
+        supply=parse_value(args.supply),
+        resistor_tolerance=_fraction(args.tolerance, "--tolerance"),
+        capacitor_tolerance=_fraction(args.cap_tolerance, "--cap-tolerance"))
+
+
 def _export(args: argparse.Namespace) -> int:
     from spikeforge.hardware.export import export
 
+    options = _circuit_options(args) if args.target == "analog" else None
     bundle, notes = export(args.run_dir, args.out, args.target, args.bits, args.decay_shift,
-                           args.data_dir, args.force)
+                           args.data_dir, args.force, options)
     accuracy = bundle.info["accuracy"]
     if args.json:
         print(json.dumps({"bundle": args.out, "target": args.target, **accuracy,
@@ -182,6 +237,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     bundle = load_bundle(args.bundle)
     dataset = args.dataset or bundle.info.get("accuracy", {}).get("dataset", "mnist")
+    if args.monte_carlo is not None:
+        return _monte_carlo(args, bundle, dataset)
     result = score_bundle(bundle, dataset, args.data_dir, args.limit)
     summary = {k: result[k] for k in ("accuracy", "n", "mean_spikes_per_inference")}
     if args.json:
@@ -189,6 +246,45 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         print(f"{summary['accuracy']:.2%} on {summary['n']} {dataset} test images, "
               f"{summary['mean_spikes_per_inference']:.1f} spikes per inference")
+    return 0
+
+
+def _monte_carlo(args: argparse.Namespace, bundle: Any, dataset: str) -> int:
+    from pathlib import Path
+
+    from spikeforge.hardware.components import parse_value
+    from spikeforge.hardware.export import bundle_dataset, monte_carlo_bundle
+    from spikeforge.plots import plot_monte_carlo
+
+    if args.monte_carlo < 1:
+        raise SpikeforgeError("--monte-carlo K needs K >= 1 boards")
+    overrides: dict[str, Any] = {}
+    if args.tolerance is not None:
+        overrides["resistor_tolerance"] = _fraction(args.tolerance, "--tolerance")
+    if args.cap_tolerance is not None:
+        overrides["capacitor_tolerance"] = _fraction(args.cap_tolerance, "--cap-tolerance")
+    if args.comparator_offset is not None:
+        overrides["comparator_offset"] = parse_value(args.comparator_offset)
+    if args.distribution is not None:
+        overrides["distribution"] = args.distribution
+    data = bundle_dataset(bundle, dataset, args.data_dir, args.limit)
+    summary = monte_carlo_bundle(bundle, data.test_x, data.test_y, args.monte_carlo,
+                                 args.seed, progress=not args.json, **overrides)
+    plot = Path(args.plot or Path(args.bundle) / "monte_carlo.png")
+    plot_monte_carlo(summary, plot)
+    summary["plot"] = str(plot)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        o = summary["options"]
+        print(f"{summary['boards']} boards ({o['resistor_tolerance']:.1%} resistors, "
+              f"{o['capacitor_tolerance']:.0%} capacitors, {o['comparator_offset'] * 1e3:g} mV "
+              f"comparator offset, {o['distribution']}) on {summary['n']} {dataset} test "
+              f"images:")
+        print(f"  mean {summary['mean']:.2%}  median {summary['median']:.2%}  5th percentile "
+              f"{summary['p5']:.2%}  worst {summary['worst']:.2%}  (ideal parts "
+              f"{summary['ideal']:.2%}, nominal parts {summary['nominal']:.2%})")
+        print(f"  histogram: {plot}")
     return 0
 
 

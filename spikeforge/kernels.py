@@ -214,3 +214,32 @@ def spike_currents(spikes, weights_t, bias, has_bias, out):  # pragma: no cover 
                 w = weights_t[fired[c]]
                 for k in range(n_out):
                     acc[k] += w[k]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_spikes_board(current, constant, n_out, decay, threshold, residual, v_low, v_high,
+                     spikes, counts):  # pragma: no cover - compiled
+    """Inference on a drawn analog board: :func:`lif_spikes` with every neuron's own
+    ``decay``, ``threshold`` and reset ``residual`` (``(n_out,)`` each; element ``m`` of a
+    ``(T, M)`` row belongs to neuron ``m % n_out``), and the membrane clipped to the op-amp's
+    swing ``[v_low, v_high]``::
+
+        U = clip(decay_i · V + I, v_low, v_high),   s = U >= threshold_i,
+        V = residual_i · U where s (an incomplete reset), else U
+    """
+    steps, m_total = spikes.shape
+    for block in prange((m_total + BLOCK - 1) // BLOCK):
+        lo, hi = _block_bounds(block, m_total)
+        v = np.zeros(hi - lo, current.dtype)
+        n = counts[lo:hi]
+        n[:] = 0
+        for t in range(steps):
+            i = current[0 if constant else t, lo:hi]
+            s = spikes[t, lo:hi]
+            for k in range(hi - lo):
+                neuron = (lo + k) % n_out
+                uk = min(max(decay[neuron] * v[k] + i[k], v_low), v_high)
+                fired = uk >= threshold[neuron]
+                s[k] = fired
+                n[k] += fired
+                v[k] = residual[neuron] * uk if fired else uk

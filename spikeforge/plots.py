@@ -137,3 +137,22 @@ def plot_run(run_dir: str | os.PathLike, model: Any, data: Any,
         plot_receptive_fields(model.layers[0].weight.detach().numpy(), data.image_shape,
                               folder / "receptive_fields.png"),
     ]
+
+
+def plot_monte_carlo(summary: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Histogram of the accuracy of drawn boards, with the ideal and nominal parts and the
+    5th percentile marked."""
+    acc = 100 * np.asarray(summary["accuracies"])
+    o = summary["options"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bins = max(5, min(40, len(acc) // 3))
+    ax.hist(acc, bins=bins, color="#4c72b0", alpha=0.85, label=f"{len(acc)} boards")
+    for value, style, label in ((summary["ideal"], "-", "ideal parts"),
+                                (summary["nominal"], "--", "nominal parts"),
+                                (summary["p5"], ":", "5th percentile")):
+        ax.axvline(100 * value, color="k", linestyle=style, label=f"{label} {100 * value:.2f} %")
+    ax.set(xlabel="test accuracy (%)", ylabel="boards",
+           title=f"Monte Carlo: {o['resistor_tolerance']:.1%} resistors, "
+                 f"{o['capacitor_tolerance']:.0%} capacitors, {o['distribution']}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -64,16 +64,28 @@ class Bundle:
     biases: list[np.ndarray | None]
     layer_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every array by its weights.npz key."""
+        """Every array by its weights.npz key (the target's own arrays last, e.g. the
+        analog target's signed resistor values ``<layer>.weight_ohms``)."""
         out = {}
         for name, w, b in zip(self.layer_names, self.weights, self.biases, strict=True):
             out[f"{name}.weight"] = w
             if b is not None:
                 out[f"{name}.bias"] = b
-        return out
+        return {**out, **self.extra_arrays}
+
+    def circuit(self) -> Any:
+        """The analog target's :class:`~spikeforge.hardware.circuit.AnalogCircuit`."""
+        from spikeforge.hardware.circuit import AnalogCircuit
+
+        section = (self.info.get("analog") or {}).get("circuit")
+        if self.target != "analog" or not section:
+            raise BundleError("this bundle has no analog circuit: export it with `spikeforge "
+                              "export RUN --target analog`")
+        return AnalogCircuit.from_json(section, self.arrays)
 
     def to_json(self) -> dict[str, Any]:
         """spec.json as a dict (docs/bundle.md)."""
@@ -199,7 +211,13 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if spec.digital is not None:
         info["digital"] = {k: v for k, v in d["digital"].items() if k not in (
             "weight_bits", "input_bits", "decay_num", "decay_shift", "thresholds")}
-    return Bundle(spec, d["target"], weights, biases, names, info)
+    named = {key for layer in d["layers"] for key in (layer["weights"], layer.get("bias"))}
+    extra = {k: a for k, a in arrays.items() if k not in named}
+    for key, a in extra.items():
+        if np.issubdtype(a.dtype, np.number) and not np.isfinite(a).all():
+            raise BundleError(f"{npz_path}: {key!r} holds NaN or infinite values; export the "
+                              f"bundle again")
+    return Bundle(spec, d["target"], weights, biases, names, info, extra)
 
 
 def _array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...],
@@ -240,9 +258,10 @@ def _csv(a: np.ndarray) -> str:
 
 
 def write_bundle(bundle: Bundle, out: str | os.PathLike, readme: str, nir_graph: Any = None,
-                 force: bool = False) -> Path:
+                 force: bool = False, files: dict[str, str] | None = None) -> Path:
     """Write ``bundle`` to the folder ``out`` atomically (temporary folder, then rename).
 
+    ``files``: further text files by name (the analog target's bom.csv and placement.csv).
     An existing folder is replaced only with ``force``.
     """
     import nir
@@ -261,6 +280,8 @@ def write_bundle(bundle: Bundle, out: str | os.PathLike, readme: str, nir_graph:
         if nir_graph is not None:
             nir.write(tmp / "network.nir", nir_graph)
         (tmp / "README.md").write_text(readme)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
         os.chmod(tmp, 0o777 & ~_umask())
         if out.exists():
             old = out.with_name(f".{out.name}.old")

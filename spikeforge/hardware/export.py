@@ -15,18 +15,29 @@ import numpy as np
 
 from spikeforge import __version__
 from spikeforge.config import TrainConfig
-from spikeforge.data.datasets import load_dataset
+from spikeforge.data.datasets import Dataset, load_dataset
 from spikeforge.errors import SpikeforgeError
 from spikeforge.hardware.bundle import TARGETS, Bundle, part_counts, write_bundle
+from spikeforge.hardware.circuit import (
+    AnalogCircuit,
+    CircuitOptions,
+    bill_of_materials,
+    design_circuit,
+    draw_boards,
+    part_summary,
+    placement_rows,
+)
 from spikeforge.hardware.quantize import to_digital
-from spikeforge.hardware.simulate import run_twin, score
+from spikeforge.hardware.simulate import monte_carlo, run_board, run_twin, score
 from spikeforge.spec import NetworkSpec
 
 
 def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 8,
-                    decay_shift: int = 8) -> tuple[Bundle, list[str], TrainConfig]:
+                    decay_shift: int = 8, circuit_options: CircuitOptions | None = None
+                    ) -> tuple[Bundle, list[str], TrainConfig]:
     """The bundle for a run (not yet scored or written), notes for the builder, and the
-    run's config."""
+    run's config. The analog target maps every weight onto a real resistor
+    (:func:`spikeforge.hardware.circuit.design_circuit`) and holds the realised values."""
     from spikeforge.train import load_run, reported_accuracy
 
     if target not in TARGETS:
@@ -41,12 +52,18 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
     info: dict[str, Any] = {"trained": {
         "run_dir": str(Path(run_dir).resolve()), "dataset": config.dataset,
         "epochs": int(state["epoch"]), "float_test_accuracy": reported_accuracy(run_dir),
-        "quantize_bits": config.quantize_bits}}
+        "quantize_bits": config.quantize_bits,
+        "downsample": int(getattr(config, "downsample", 1) or 1)}}
     if target == "analog":
-        info["analog"] = {"weights": "float64, model units: one unit of current moves the "
-                                     "membrane by one unit per clock",
-                          "circuit": None}
-        return Bundle(spec, target, weights, biases, names, info), notes, config
+        circuit, weights, biases = design_circuit(spec, weights, biases, names,
+                                                  circuit_options)
+        notes += realisation_notes(circuit)
+        info["analog"] = {"weights": "float64, model units, as the nominal parts realise "
+                                     "them: one unit of current moves the membrane by one "
+                                     "unit (V_unit volts) per clock",
+                          "circuit": circuit.to_json()}
+        return (Bundle(spec, target, weights, biases, names, info, circuit.arrays()), notes,
+                config)
     q = to_digital(spec, weights, biases, weight_bits, decay_shift)
     if q.spec.neuron.decay != spec.neuron.decay:
         notes.append(f"decay {spec.neuron.decay} is realised as {q.spec.digital.decay_num}/"
@@ -61,17 +78,69 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
     return Bundle(q.spec, target, q.weights, q.biases, names, info), notes, config
 
 
-def score_bundle(bundle: Bundle, dataset: str, data_dir: str | None = None,
+def bundle_dataset(bundle: Bundle, dataset: str | None = None, data_dir: str | None = None,
+                   limit: int | None = None, progress: bool = False) -> Dataset:
+    """The test data a bundle runs on: its training dataset (or ``dataset``) through the
+    same input front-end (``downsample``) as in training, first ``limit`` test samples."""
+    trained = bundle.info.get("trained", {})
+    name = dataset or bundle.info.get("accuracy", {}).get("dataset") or \
+        trained.get("dataset", "mnist")
+    data = load_dataset(name, data_dir, progress=progress).limit(None, limit)
+    downsample = int(trained.get("downsample") or 1)
+    if downsample > 1:
+        data = data.downsample(downsample)
+    if data.n_features != bundle.spec.layer_sizes[0]:
+        raise SpikeforgeError(f"{name} has {data.n_features} input features but the bundle's "
+                              f"first layer takes {bundle.spec.layer_sizes[0]}: score it on "
+                              f"the dataset it was trained on (--dataset)")
+    return data
+
+
+def score_bundle(bundle: Bundle, dataset: str | None = None, data_dir: str | None = None,
                  limit: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Twin accuracy of exactly these weights on a dataset's test split."""
-    data = load_dataset(dataset, data_dir, progress=progress).limit(None, limit)
+    data = bundle_dataset(bundle, dataset, data_dir, limit, progress)
     result = run_twin(bundle.spec, bundle.weights, bundle.biases, data.test_x)
-    return {"dataset": dataset, "split": "test", **score(result, data.test_y)}
+    return {"dataset": data.name, "split": "test", **score(result, data.test_y)}
+
+
+def monte_carlo_bundle(bundle: Bundle, x: np.ndarray, labels: np.ndarray, n_boards: int,
+                       seed: int = 0, progress: bool = False, **overrides: Any
+                       ) -> dict[str, Any]:
+    """Accuracy of ``n_boards`` boards built from an analog bundle's parts, each part off
+    nominal within its tolerance (``overrides`` replace the bundle's options), beside the
+    ideal parts (the bundle's weights) and the nominal parts (with the switch's
+    on-resistance and the op-amp's swing)."""
+    circuit = bundle.circuit()
+    spec = bundle.spec
+    result = monte_carlo(spec, circuit, x, labels, n_boards, seed, progress=progress,
+                         **overrides)
+    ideal = run_twin(spec, bundle.weights, bundle.biases, x).predictions
+    nominal = run_board(spec, draw_boards(circuit, 1, seed=None, **overrides), 0, x)
+    return {**result.summary(), "ideal": float((ideal == labels).mean()),
+            "nominal": float((nominal.predictions == labels).mean()),
+            "options": result.options, "accuracies": result.accuracies.tolist()}
+
+
+def realisation_notes(circuit: AnalogCircuit) -> list[str]:
+    """What the part mapping changed, layer by layer: never silent."""
+    notes = []
+    for r in circuit.report["layers"]:
+        changed = [f"{r[k]} {k.replace('_', ' ')}" for k in
+                   ("clipped", "pruned", "bias_clipped", "bias_pruned") if r.get(k)]
+        if changed:
+            lo, hi = r["realisable_magnitudes"]
+            notes.append(f"{r['layer']}: {', '.join(changed)} (realisable weight magnitudes "
+                         f"{lo:.3g}..{hi:.3g}: clipped weights got the smallest resistor, "
+                         f"pruned ones no part); {r['realised']} weights realised, largest "
+                         f"change {r['max_relative_error']:.1%}")
+    return notes
 
 
 def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
            weight_bits: int = 8, decay_shift: int = 8, data_dir: str | None = None,
-           force: bool = False) -> tuple[Bundle, list[str]]:
+           force: bool = False, circuit_options: CircuitOptions | None = None
+           ) -> tuple[Bundle, list[str]]:
     """Export a run as a bundle folder; returns the bundle and the builder's notes."""
     from spikeforge.hardware.nir_io import to_nir
 
@@ -79,13 +148,35 @@ def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
     if out.exists() and not force:  # refuse before the work, not after it
         raise SpikeforgeError(f"{out} exists; pass --force to replace it, or choose another "
                               f"--out")
-    bundle, notes, config = bundle_from_run(run_dir, target, weight_bits, decay_shift)
+    bundle, notes, config = bundle_from_run(run_dir, target, weight_bits, decay_shift,
+                                            circuit_options)
     bundle.info["accuracy"] = score_bundle(bundle, config.dataset, data_dir or config.data_dir,
                                            config.limit_test)
+    bundle.info["accuracy"]["dataset"] = config.dataset
     bundle.info["parts"] = part_counts(bundle)
+    files = {}
+    if target == "analog":
+        circuit = bundle.circuit()
+        n_inputs = bundle.spec.layer_sizes[0]
+        bundle.info["parts"].update(part_summary(circuit, n_inputs))
+        files["bom.csv"] = _table_csv(bill_of_materials(circuit, n_inputs))
+        files["placement.csv"] = _table_csv(placement_rows(circuit))
     bundle.info["created_by"] = {"spikeforge": __version__}
-    write_bundle(bundle, out, render_readme(bundle, notes), to_nir(bundle), force=force)
+    write_bundle(bundle, out, render_readme(bundle, notes), to_nir(bundle), force=force,
+                 files=files)
     return bundle, notes
+
+
+def _table_csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
 
 
 def render_readme(bundle: Bundle, notes: list[str]) -> str:
@@ -178,11 +269,50 @@ def render_readme(bundle: Bundle, notes: list[str]) -> str:
             lines.append(f"| {name} | {t} | {layer['membrane_bits']} | "
                          f"{layer['weight_scale']:.6g} | {layer['current_quantum']:.6g} |")
         lines.append("")
+    if bundle.target == "analog" and (bundle.info.get("analog") or {}).get("circuit"):
+        lines += _analog_section(bundle.circuit())
     lines += ["## Part counts", "", "| item | count |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {v} |" for k, v in parts.items()]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def _analog_section(circuit: AnalogCircuit) -> list[str]:
+    """The circuit constants a builder needs (docs/analog.md explains the circuit)."""
+    from spikeforge.hardware.components import format_value as fv
+
+    o = circuit.options
+    lines = [
+        "## Analog circuit (docs/analog.md)",
+        "",
+        "Every neuron: an inverting leaky integrator (op-amp, C_m in parallel with R_m, an "
+        "analog switch across C_m for the reset), a comparator against the layer's threshold "
+        "divider, and a D flip-flop that holds the spike for one clock. Every synapse is one "
+        "resistor; `placement.csv` says where each goes and `bom.csv` lists the parts.",
+        "",
+        f"- clock: {1 / circuit.dt:.6g} Hz (dt = {fv(circuit.dt, 's')}); each period starts "
+        f"with a reset phase of {fv(circuit.t_reset, 's')} (lines off, reset switches of "
+        f"neurons that spiked closed), then {fv(circuit.t_int, 's')} of integration",
+        f"- R_m = {fv(circuit.r_m, 'Ω')}, C_m = {fv(circuit.c_m, 'F')}: tau = "
+        f"{fv(circuit.tau, 's')}, decay = exp(-dt / R_m C_m) = {circuit.decay}",
+        f"- synapse resistors: {o.series}, {fv(o.r_min, 'Ω')} to {fv(o.r_max, 'Ω')}, "
+        f"{o.resistor_tolerance:.0%}; excitatory (w > 0) on the inverted line (-V_ref), "
+        "inhibitory on the direct line (+V_ref)",
+        f"- supply ±{o.supply:g} V; op-amp swing ±{o.output_swing:g} V",
+        "",
+        "| layer | R_unit (Ω per unit weight) | line amplitude V_ref | V_threshold | divider "
+        "(top / bottom, on +supply) | volts per model unit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for layer in circuit.layers:
+        lines.append(f"| {layer.name} | {fv(layer.r_unit, 'Ω')} | {layer.v_ref:.4g} V | "
+                     f"{layer.v_threshold:.4g} V | {fv(layer.divider[0], 'Ω')} / "
+                     f"{fv(layer.divider[1], 'Ω')} | {layer.v_unit:.4g} |")
+    lines += ["", f"An inference takes T + {len(circuit.layers) - 1} clocks: each layer works "
+              "one clock behind the one before it (its input spikes come out of flip-flops).",
+              ""]
+    return lines
 
 
 def _pct(x: float | None) -> str:

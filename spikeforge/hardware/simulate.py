@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from spikeforge.spec import NetworkSpec, decode
+
+if TYPE_CHECKING:
+    from spikeforge.hardware.circuit import AnalogCircuit, Boards
 
 
 @dataclass
@@ -118,3 +122,95 @@ def score(result: TwinResult, labels: np.ndarray) -> dict[str, float | int]:
     correct = int((result.predictions == labels).sum())
     return {"accuracy": correct / max(len(labels), 1), "correct": correct, "n": len(labels),
             "mean_spikes_per_inference": float(result.total_spikes.mean())}
+
+
+# ------------------------------------------------------------- analog boards, Monte Carlo
+
+
+def run_board(spec: NetworkSpec, boards: Boards, k: int, x: np.ndarray,
+              record: bool = False, batch_size: int = 4096) -> TwinResult:
+    """Board ``k`` of ``boards`` (drawn analog parts, see
+    :func:`spikeforge.hardware.circuit.draw_boards`) on inputs ``x``: the contract with every
+    neuron's own decay and threshold, the incomplete reset and the op-amp's saturation
+    (:func:`spikeforge.kernels.lif_spikes_board`)."""
+    from spikeforge import kernels
+
+    spike_input = spec.encoding.type == "spikes"
+    n = x.shape[1] if spike_input else x.shape[0]
+    T = spec.timesteps
+    counts, totals, recorded = [], [], []
+    for start in range(0, n, batch_size):
+        batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
+        s = encode_inputs(spec, batch)
+        total = 0
+        layer_spikes = []
+        for layer in range(len(boards.weights)):
+            w = boards.weights[layer][k]
+            b = None if boards.biases[layer] is None else boards.biases[layer][k]
+            current = np.ascontiguousarray(layer_currents(s, w, b))
+            held = current.ndim == 2
+            shape = current.shape[-2:]
+            spikes = np.empty((T, *shape), dtype=np.bool_)
+            layer_counts = np.empty(shape, dtype=np.int64)
+            kernels.lif_spikes_board(current.reshape(1 if held else T, -1), held, shape[1],
+                                     boards.decay[layer][k], boards.threshold[layer][k],
+                                     boards.residual[layer][k], boards.v_low[layer],
+                                     boards.v_high[layer], spikes.reshape(T, -1),
+                                     layer_counts.reshape(-1))
+            s = spikes
+            total = total + layer_counts.sum(1)
+            layer_spikes.append(spikes)
+        counts.append(layer_counts)
+        totals.append(total)
+        if record:
+            recorded.append(layer_spikes)
+    result = TwinResult(np.concatenate(counts), np.concatenate(totals))
+    if record:
+        result.spikes = [np.concatenate([r[i] for r in recorded], axis=1)
+                         for i in range(len(boards.weights))]
+    return result
+
+
+@dataclass
+class MonteCarloResult:
+    """Accuracy of ``n_boards`` drawn boards on the same ``n`` inputs."""
+
+    accuracies: np.ndarray
+    n: int
+    seed: int
+    options: dict
+
+    def summary(self) -> dict[str, float | int]:
+        a = self.accuracies
+        return {"boards": int(a.size), "n": self.n, "seed": self.seed,
+                "mean": float(a.mean()), "median": float(np.median(a)),
+                "p5": float(np.percentile(a, 5)), "worst": float(a.min()),
+                "best": float(a.max()), "std": float(a.std())}
+
+
+def monte_carlo(spec: NetworkSpec, circuit: AnalogCircuit, x: np.ndarray, labels: np.ndarray,
+                n_boards: int = 100, seed: int = 0, chunk: int = 20, progress: bool = False,
+                **overrides) -> MonteCarloResult:
+    """Draw ``n_boards`` boards (every part independently within its tolerance; options
+    overridden by ``overrides``, e.g. ``resistor_tolerance=0.05``) and score each on
+    ``(x, labels)``. Boards are drawn ``chunk`` at a time (as ``(K, out, in)`` arrays) from
+    one seeded generator, so the result depends only on ``seed``."""
+    from dataclasses import replace
+
+    from tqdm.auto import tqdm
+
+    from spikeforge.hardware.circuit import draw_boards
+
+    options = replace(circuit.options, **overrides)
+    accuracies = []
+    seeds = np.random.SeedSequence(seed).spawn((n_boards + chunk - 1) // chunk)
+    with tqdm(total=n_boards, desc="boards", unit="board", disable=not progress,
+              leave=False) as bar:
+        for c, child in enumerate(seeds):
+            k_here = min(chunk, n_boards - c * chunk)
+            boards = draw_boards(circuit, k_here, seed=child, **overrides)
+            for k in range(k_here):
+                predictions = run_board(spec, boards, k, x).predictions
+                accuracies.append(float((predictions == labels).mean()))
+                bar.update(1)
+    return MonteCarloResult(np.array(accuracies), len(labels), seed, options.to_dict())

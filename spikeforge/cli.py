@@ -45,6 +45,15 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
     "--dropout": (float, "hidden-spike dropout during training (0 = off)"),
     "--quantize-bits": (int, "quantisation-aware training with this many weight bits"),
     "--init-from": (str, "start from the weights of this run directory (fine-tuning)"),
+    "--downsample": (int, "input front-end: average-pool images by k x k (2: 28x28 -> 14x14)"),
+    "--series": (str, "analog: train on the weights one resistor of this E-series can realise"),
+    "--r-range": (str, "analog: smallest,largest synapse resistor for --series, e.g. 10k,1M"),
+    "--weight-noise": (float, "analog: multiply weights by 1 + U(-tol, tol) in training "
+                              "(part tolerance, e.g. 0.01)"),
+    "--gain-noise": (float, "analog: the same per neuron on its input current (capacitors)"),
+    "--max-synapses": (int, "prune gradually to at most this many non-zero weights in all"),
+    "--fan-in": (int, "at most this many non-zero inputs per neuron"),
+    "--part-budget": (int, "find and train a network of at most N synapse resistors"),
     "--seed": (int, "random seed"),
     "--limit-train": (int, "use only the first N training samples"),
     "--limit-test": (int, "use only the first N test samples"),
@@ -85,10 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--decay-shift", type=int, default=8,
                         help="digital: decay as a multiply by k / 2^shift")
     analog = export.add_argument_group("analog target (defaults: spikeforge.hardware.circuit)")
-    analog.add_argument("--series", default="E24", help="resistor series: E6 E12 E24 E48 E96")
+    analog.add_argument("--series", help="resistor series: E6 E12 E24 E48 E96 (default: the "
+                        "series the run was trained on, else E24)")
     analog.add_argument("--r-unit", default="auto", help="ohms per unit weight (R = R_unit / "
                         "|w|), or auto: per layer, the largest weight gets the smallest resistor")
-    analog.add_argument("--r-range", default="10k:1M", help="smallest:largest synapse resistor")
+    analog.add_argument("--r-range", help="smallest:largest synapse resistor (default: the "
+                        "run's --r-range, else 10k:1M)")
     analog.add_argument("--r-m", default="100k", help="membrane leak resistor R_m")
     analog.add_argument("--c-m", default="10n", help="membrane capacitor C_m")
     analog.add_argument("--v-ref", default="auto", help="spike-line amplitude, volts, or auto: "
@@ -196,14 +207,24 @@ def _fraction(text: str, name: str) -> float:
 
 
 def _circuit_options(args: argparse.Namespace) -> Any:
+    """The analog options of ``spikeforge export``; series and resistor range default to
+    those the run was trained on (series-aware training), so export snaps nothing twice."""
     from spikeforge.hardware.circuit import CircuitOptions
     from spikeforge.hardware.components import parse_value
+    from spikeforge.train import load_checkpoint
 
-    lo, sep, hi = args.r_range.partition(":")
-    if not sep:
-        raise SpikeforgeError(f"--r-range {args.r_range!r}: write smallest:largest, e.g. 10k:1M")
+    trained = load_checkpoint(args.run_dir)["config"]
+    series = args.series or trained.get("series") or "E24"
+    if args.r_range is None:
+        lo, hi = trained.get("r_range") or (10e3, 1e6)
+    else:
+        text, sep, high = args.r_range.replace(",", ":").partition(":")
+        if not sep:
+            raise SpikeforgeError(f"--r-range {args.r_range!r}: write smallest:largest, e.g. "
+                                  f"10k:1M")
+        lo, hi = parse_value(text), parse_value(high)
     return CircuitOptions(
-        series=args.series.upper(), r_min=parse_value(lo), r_max=parse_value(hi),
+        series=series.upper(), r_min=float(lo), r_max=float(hi),
         r_unit=None if args.r_unit == "auto" else parse_value(args.r_unit),
         r_m=parse_value(args.r_m), c_m=parse_value(args.c_m),
         v_ref=None if args.v_ref == "auto" else parse_value(args.v_ref),

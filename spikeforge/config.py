@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from spikeforge.data.datasets import DATASETS
-from spikeforge.errors import ConfigError, SpecError
+from spikeforge.data.datasets import DATASETS, IMAGE_SHAPES, divisors
+from spikeforge.errors import ConfigError, SpecError, SpikeforgeError
+from spikeforge.hardware.components import E_SERIES, parse_value, series_values
 from spikeforge.spec import EncodingSpec, NetworkSpec, NeuronSpec
 from spikeforge.surrogates import SURROGATES
 
@@ -40,6 +41,20 @@ class TrainConfig:
     to that many bits per layer (quantisation-aware training, straight-through gradient)
     so that a digital export of that width loses as little as possible. ``init_from``
     starts from the weights of another run (fine-tuning, e.g. quantisation-aware).
+
+    Hardware-aware training for small analog boards (docs in :mod:`spikeforge.pruning` and
+    :mod:`spikeforge.models`): ``downsample`` average-pools images by k x k blocks before
+    the first layer (an input front-end; 28x28 -> 14x14 with 2). ``series`` snaps every
+    weight and bias in the forward pass to the magnitudes one resistor of that E-series in
+    ``r_range`` (ohms) can realise (straight-through gradient). ``weight_noise`` multiplies
+    every weight and bias by ``1 + U(-tol, tol)`` in training (part tolerance, e.g. 0.01);
+    ``gain_noise`` every neuron's input current likewise (capacitor tolerance).
+    ``max_synapses`` prunes gradually to that many non-zero weights over all layers and
+    ``fan_in`` to that many non-zero inputs per neuron, then fine-tunes with the masks
+    fixed. ``part_budget`` chooses ``downsample`` and ``hidden`` for a board of that many
+    synapse resistors by a short search on a validation split (:mod:`spikeforge.budget`;
+    ``dropout`` and ``augment_shift`` left at their defaults are switched off) and sets
+    ``max_synapses`` to it; a ``fan_in`` limit is kept as given.
     """
 
     dataset: str = "mnist"
@@ -63,6 +78,14 @@ class TrainConfig:
     dropout: float = 0.2
     quantize_bits: int | None = None
     init_from: str | None = None
+    downsample: int = 1
+    series: str | None = None
+    r_range: tuple[float, float] = (1e4, 1e6)
+    weight_noise: float = 0.0
+    gain_noise: float = 0.0
+    max_synapses: int | None = None
+    fan_in: int | None = None
+    part_budget: int | None = None
     seed: int = 0
     limit_train: int | None = None
     limit_test: int | None = None
@@ -71,6 +94,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", parse_hidden(self.hidden))
+        object.__setattr__(self, "r_range", parse_r_range(self.r_range))
 
         def need(ok: bool, name: str, allowed: str) -> None:
             if not ok:
@@ -102,12 +126,53 @@ class TrainConfig:
         need(self.quantize_bits is None or (is_int(self.quantize_bits)
                                             and 2 <= self.quantize_bits <= 16),
              "quantize_bits", "an integer number of bits in 2..16, or absent")
+        self._check_hardware_aware(need, is_int, is_num)
         need(is_int(self.seed), "seed", "an integer")
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)
             need(value is None or (is_int(value) and value >= 1), name,
                  "an integer >= 1, or absent for the whole set")
         self.network_spec(1, 2)  # validates the contract fields, naming them
+
+    def _check_hardware_aware(self, need: Any, is_int: Any, is_num: Any) -> None:
+        shape = IMAGE_SHAPES[self.dataset]
+        if shape is None:
+            need(self.downsample == 1, "downsample",
+                 f"1: {self.dataset} samples are not images, there is nothing to pool")
+        else:
+            options = ", ".join(map(str, divisors(*shape)))
+            need(is_int(self.downsample) and self.downsample in divisors(*shape), "downsample",
+                 f"a block size that divides the {shape[0]}x{shape[1]} {self.dataset} images: "
+                 f"one of {options}")
+        need(self.series is None or self.series in E_SERIES, "series",
+             f"one of {', '.join(E_SERIES)}, or absent for unsnapped weights")
+        need(self.series is None or self.quantize_bits is None, "series",
+             "absent when quantize_bits is set (series snaps for the analog target, "
+             "quantize_bits rounds for the digital one: choose one)")
+        if self.series is not None:
+            try:
+                n_values = len(series_values(self.series, *self.r_range))
+            except SpikeforgeError:
+                n_values = 0
+            need(n_values >= 2, "r_range",
+                 f"a range holding at least two {self.series} values (it holds "
+                 f"{n_values}); widen it, e.g. 10k,1M")
+        for name in ("weight_noise", "gain_noise"):
+            need(is_num(getattr(self, name)) and 0 <= getattr(self, name) <= 0.5, name,
+                 "a tolerance in [0, 0.5], e.g. 0.01 for 1 % parts (0 = off)")
+        for name in ("max_synapses", "fan_in", "part_budget"):
+            value = getattr(self, name)
+            need(value is None or (is_int(value) and value >= 1), name,
+                 "an integer >= 1, or absent for no limit")
+        need(self.part_budget is None or self.max_synapses is None
+             or self.max_synapses <= self.part_budget, "max_synapses",
+             f"at most part_budget ({self.part_budget}), or absent: part_budget then "
+             f"chooses the design and sets max_synapses to the budget")
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the network carries pruning masks (a synapse or fan-in limit)."""
+        return self.max_synapses is not None or self.fan_in is not None
 
     def network_spec(self, n_inputs: int, n_classes: int) -> NetworkSpec:
         """The hardware contract this config trains, for a dataset's input and class count."""
@@ -128,6 +193,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        d["r_range"] = list(self.r_range)
         return d
 
     @classmethod
@@ -166,6 +232,24 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
         raise ConfigError(f"hidden = {value!r} is not allowed: it must be layer widths >= 1, "
                           f"e.g. 128 or 256,128")
     return widths
+
+
+def parse_r_range(value: Any) -> tuple[float, float]:
+    """Resistor range in ohms from ``(1e4, 1e6)``, ``[1e4, 1e6]``, ``"10k,1M"`` or
+    ``"10k:1M"``."""
+    items: Any = value
+    if isinstance(value, str):
+        items = [v for v in value.replace(" ", "").replace(":", ",").split(",") if v]
+    try:
+        lo, hi = (parse_value(v) for v in items)
+        ok = (not any(isinstance(v, bool) for v in items) and math.isfinite(lo)
+              and math.isfinite(hi) and 0 < lo < hi)
+    except (TypeError, ValueError, SpikeforgeError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"r_range = {value!r} is not allowed: it must be the smallest and "
+                          f"largest resistor in ohms, smallest first, e.g. 10k,1M")
+    return float(lo), float(hi)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

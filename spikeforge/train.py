@@ -44,6 +44,7 @@ from spikeforge.errors import CheckpointError, SpikeforgeError
 from spikeforge.io import atomic_open, write_json, write_text
 from spikeforge.losses import ce_count_loss
 from spikeforge.models import SpikingNet
+from spikeforge.pruning import Pruner, count_synapses, max_fan_in
 from spikeforge.spec import NetworkSpec, decode
 from spikeforge.surrogates import get_surrogate
 
@@ -71,6 +72,10 @@ class Evaluation:
     labels: np.ndarray
 
 
+#: noise draws for the tolerance score in metrics.json
+TOLERANCE_DRAWS = 20
+
+
 def auto_device(device: str = "auto") -> torch.device:
     """``"auto"``: CUDA when a GPU is present, else the CPU."""
     if device == "auto":
@@ -80,7 +85,59 @@ def auto_device(device: str = "auto") -> torch.device:
 
 def build_model(config: TrainConfig, spec: NetworkSpec) -> SpikingNet:
     surrogate = get_surrogate(config.surrogate, slope=config.surrogate_slope)
-    return SpikingNet(spec, surrogate, dropout=config.dropout, weight_bits=config.quantize_bits)
+    return SpikingNet(spec, surrogate, dropout=config.dropout, weight_bits=config.quantize_bits,
+                      series=config.series, r_range=config.r_range,
+                      weight_noise=config.weight_noise, gain_noise=config.gain_noise,
+                      masked=config.prunes)
+
+
+def prepare_dataset(config: TrainConfig, data_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> Dataset:
+    """The data a run of ``config`` trains and is scored on, exactly as training sees it:
+    loaded (``data_dir`` first, else the config's), limited to ``limit_train`` /
+    ``limit_test``, and pooled by the ``downsample`` front-end. Export and evaluation use
+    this too, so a bundle is scored on the inputs its network was trained for."""
+    data = load_dataset(config.dataset, data_dir or config.data_dir, progress=progress)
+    return data.limit(config.limit_train, config.limit_test).downsample(config.downsample)
+
+
+@torch.no_grad()
+def evaluate_with_tolerance(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
+                            tolerance: float, draws: int = TOLERANCE_DRAWS, seed: int = 0,
+                            gain_tolerance: float = 0.0, batch_size: int = 1000
+                            ) -> dict[str, Any]:
+    """Accuracy of ``draws`` boards built from the model's realised weights
+    (:meth:`SpikingNet.weights`) with parts of tolerance ``±tolerance``: every weight and
+    bias times ``1 + U(-tol, tol)``, and with ``gain_tolerance`` every neuron's current
+    times ``1 + U(-g, g)``. A quick proxy for a Monte-Carlo test of the analog board."""
+    weights, biases = model.weights()
+    board = SpikingNet(model.spec, model.surrogate).to(weights[0].device).eval()
+    gen = torch.Generator().manual_seed(seed)
+
+    def factors(shape: torch.Size, tol: float) -> torch.Tensor:
+        u = torch.rand(shape, generator=gen, dtype=torch.float64)
+        return (1.0 + tol * (2.0 * u - 1.0)).to(weights[0])
+
+    accuracies = []
+    for _ in range(draws):
+        for layer, w, b in zip(board.layers, weights, biases, strict=True):
+            gain = factors(w.shape[:1], gain_tolerance)
+            layer.weight.copy_(w * factors(w.shape, tolerance) * gain[:, None])
+            if b is not None:
+                layer.bias.copy_(b * factors(b.shape, tolerance) * gain)
+        accuracies.append(evaluate(board, x, y, batch_size).accuracy)
+    a = np.array(accuracies)
+    return {"tolerance": tolerance, "gain_tolerance": gain_tolerance, "draws": draws,
+            "median": float(np.median(a)), "mean": float(a.mean()), "min": float(a.min()),
+            "max": float(a.max())}
+
+
+def hardware_counts(model: SpikingNet) -> dict[str, int]:
+    """What the realised weights cost on a board: non-zero weights (synapse resistors),
+    the largest fan-in of any neuron, and non-zero biases (bias resistors)."""
+    weights, biases = model.weights()
+    return {"synapses": count_synapses(weights), "max_fan_in": max_fan_in(weights),
+            "bias_parts": sum(int(torch.count_nonzero(b)) for b in biases if b is not None)}
 
 
 @torch.no_grad()
@@ -100,16 +157,21 @@ def evaluate(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
 def train_epoch(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
                 optimizer: torch.optim.Optimizer, scheduler: Any, batch_size: int,
                 augment_shift: int = 0, image_shape: tuple[int, ...] | None = None,
-                logit_scale: float = 1.0, bar: tqdm | None = None) -> tuple[float, float]:
+                logit_scale: float = 1.0, bar: tqdm | None = None,
+                pruner: Pruner | None = None, first_step: int = 0) -> tuple[float, float]:
     """One pass over ``(x, y)`` in a random order; returns mean loss and train accuracy.
 
-    The order, the augmentation and dropout draw from the global torch RNG: seed it first
-    (``fit`` does, per epoch) to make the epoch reproducible.
+    The order, the augmentation, dropout and simulated part tolerances draw from the global
+    torch RNG: seed it first (``fit`` does, per epoch) to make the epoch reproducible.
+    ``pruner`` tightens the model's masks before the optimiser steps it schedules
+    (``first_step`` is the global index of this epoch's first step).
     """
     model.train()
     order = torch.randperm(len(x), device=x.device)
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
+    for batch, start in enumerate(range(0, len(x), batch_size)):
+        if pruner is not None:
+            pruner(model, first_step + batch)
         idx = order[start:start + batch_size]
         xb, yb = x[idx], y[idx]
         if augment_shift and image_shape is not None and len(image_shape) == 2:
@@ -125,6 +187,7 @@ def train_epoch(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        model.apply_masks_()
         scheduler.step()
         total_loss += loss_value * len(idx)
         correct += int((decode(counts.detach()) == yb).sum())
@@ -152,6 +215,42 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3
     libc.mallopt(m_mmap_threshold, 256 << 20)
     libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+def _training_plan(config: TrainConfig, model: SpikingNet, n_train: int
+                   ) -> tuple[torch.optim.Optimizer, Any, Pruner | None, int]:
+    """Optimiser, learning-rate schedule, pruning schedule and batches per epoch of a run."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay, fused=True)
+    batches_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = config.epochs * batches_per_epoch
+    if config.lr_schedule == "cosine":
+        scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    pruner = None
+    if config.prunes:
+        pruner = Pruner(model.spec.weight_shapes, config.max_synapses, config.fan_in,
+                        total_steps)
+    return optimizer, scheduler, pruner, batches_per_epoch
+
+
+def train_model(config: TrainConfig, data: Dataset, device: str = "auto") -> SpikingNet:
+    """Train ``config`` on ``data`` as ``fit`` does (same seeds, schedules and pruning), in
+    memory, without a run directory, evaluation or progress output; returns the model in
+    eval mode. For short trial runs, e.g. the part-budget search on a validation split."""
+    dev = auto_device(device)
+    spec = config.network_spec(data.n_features, data.n_classes)
+    train_x, train_y, _, _ = _tensors(data, dev)
+    torch.manual_seed(config.seed)
+    model = build_model(config, spec).to(dev)
+    optimizer, scheduler, pruner, batches = _training_plan(config, model, len(train_x))
+    for epoch in range(1, config.epochs + 1):
+        torch.manual_seed(_epoch_seed(config.seed, epoch))
+        train_epoch(model, train_x, train_y, optimizer, scheduler, config.batch_size,
+                    config.augment_shift, data.image_shape, config.logit_scale,
+                    pruner=pruner, first_step=(epoch - 1) * batches)
+    return model.eval()
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -226,7 +325,17 @@ def _init_from(model: SpikingNet, run_dir: str, spec: NetworkSpec) -> None:
     if source_spec.layer_sizes != spec.layer_sizes:
         raise CheckpointError(f"--init-from {run_dir}: its layers {source_spec.layer_sizes} "
                               f"differ from this run's {spec.layer_sizes}")
-    model.load_state_dict(source["model"])
+    weights = {k: v for k, v in source["model"].items() if not k.startswith("mask")}
+    model.load_state_dict(weights, strict=False)  # checks shapes; masks are handled below
+    missing = sorted(k for k in set(model.state_dict()) - set(weights)
+                     if not k.startswith(("mask", "input_power")))
+    if missing:
+        raise CheckpointError(f"--init-from {run_dir}: its checkpoint lacks {missing}")
+    source_masks = [source["model"].get(f"mask{i}") for i in range(len(model.layers))]
+    if model.masked and all(m is not None for m in source_masks):
+        model.set_masks(source_masks)  # continue pruning from the source's masks
+    elif model.masked:  # pruning starts from the weights the source realised
+        model.set_masks([(layer.weight != 0).to(layer.weight) for layer in model.layers])
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -286,8 +395,12 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         run_dir = Path(run_dir or config.out or default_run_dir(config))
         _prepare_new_run_dir(run_dir, force)
 
-    data = load_dataset(config.dataset, config.data_dir, progress=progress)
-    data = data.limit(config.limit_train, config.limit_test)
+    budget_search: dict[str, Any] | None = None
+    if config.part_budget is not None and config.max_synapses is None:
+        from spikeforge.budget import choose_design
+
+        config, budget_search = choose_design(config, progress=progress, device=device)
+    data = prepare_dataset(config, progress=progress)
     spec = config.network_spec(data.n_features, data.n_classes)
     if state is not None and NetworkSpec.from_dict(state["spec"]) != spec:
         raise CheckpointError(f"{run_dir}: the checkpoint's spec differs from its config's")
@@ -298,14 +411,8 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
     if config.init_from and state is None:
         _init_from(model, config.init_from, spec)
     model = model.to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay, fused=True)
-    batches_per_epoch = math.ceil(len(train_x) / config.batch_size)
-    total_steps = config.epochs * batches_per_epoch
-    if config.lr_schedule == "cosine":
-        scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    optimizer, scheduler, pruner, batches_per_epoch = _training_plan(config, model,
+                                                                     len(train_x))
     history: list[dict[str, Any]] = []
     train_seconds = 0.0
     first_epoch = 1
@@ -316,6 +423,7 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         history = list(state["history"])
         train_seconds = float(state["train_seconds"])
         first_epoch = int(state["epoch"]) + 1
+        budget_search = state.get("part_budget_search")
         _log(f"resuming {run_dir} after epoch {state['epoch']}/{config.epochs}")
 
     for epoch in range(first_epoch, config.epochs + 1):
@@ -326,7 +434,8 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
             start = time.perf_counter()
             loss, train_acc = train_epoch(model, train_x, train_y, optimizer, scheduler,
                                           config.batch_size, config.augment_shift,
-                                          data.image_shape, config.logit_scale, bar)
+                                          data.image_shape, config.logit_scale, bar,
+                                          pruner, (epoch - 1) * batches_per_epoch)
             seconds = time.perf_counter() - start
         train_seconds += seconds
         test = evaluate(model, test_x, test_y, config.eval_batch_size)
@@ -338,12 +447,20 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
             "format": CHECKPOINT_FORMAT, "spikeforge": __version__, "epoch": epoch,
             "config": config.to_dict(), "spec": spec.to_dict(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "history": history, "train_seconds": train_seconds})
+            "history": history, "train_seconds": train_seconds,
+            "part_budget_search": budget_search})
         _write_history(run_dir, history)
         _log(f"epoch {epoch}/{config.epochs}: loss {loss:.4f}  train {train_acc:.2%}  "
              f"test {test.accuracy:.2%}  ({seconds:.1f} s)")
 
     final = evaluate(model, test_x, test_y, config.eval_batch_size)
+    hardware: dict[str, Any] = hardware_counts(model)
+    if config.weight_noise > 0:
+        hardware["tolerance_test_accuracy"] = evaluate_with_tolerance(
+            model, test_x, test_y, config.weight_noise, seed=config.seed,
+            batch_size=config.eval_batch_size)
+    if budget_search is not None:
+        hardware["part_budget_search"] = budget_search
     if plots:
         from spikeforge.plots import plot_run
 
@@ -360,6 +477,7 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         "final_train_loss": history[-1]["train_loss"],
         "final_train_accuracy": history[-1]["train_accuracy"],
         "parameters": sum(p.numel() for p in model.parameters()),
+        "hardware": hardware,
         "device": str(dev),
         "config": config.to_dict(),
         "spec": spec.to_dict(),
@@ -382,8 +500,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Re-score a saved run on its test set (same dataset, same limit) from its checkpoint."""
     config, _, model, _ = load_run(run_dir)
-    data = load_dataset(config.dataset, data_dir or config.data_dir, progress=progress)
-    data = data.limit(config.limit_train, config.limit_test)
+    data = prepare_dataset(config, data_dir, progress=progress)
     result = evaluate(model, torch.from_numpy(data.test_x), torch.from_numpy(data.test_y),
                       config.eval_batch_size)
     out: dict[str, Any] = {"test_accuracy": result.accuracy, "test_correct": result.correct,

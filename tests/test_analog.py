@@ -136,7 +136,8 @@ def test_monte_carlo_is_seeded_and_tolerance_costs_accuracy():
     labels = run_twin(spec, realised, realised_b, x).predictions  # the ideal board's answers
     exact = monte_carlo(spec, circuit, x, labels, 4, resistor_tolerance=0.0,
                         capacitor_tolerance=0.0, reference_tolerance=0.0,
-                        comparator_offset=0.0, switch_on_resistance=0.0, output_swing=4.9)
+                        comparator_offset=0.0, switch_on_resistance=0.0, output_swing=4.9,
+                        inverter_tolerance=0.0)
     assert exact.accuracies.min() > 0.99
     a = monte_carlo(spec, circuit, x, labels, 6, seed=3, resistor_tolerance=0.05)
     b = monte_carlo(spec, circuit, x, labels, 6, seed=3, resistor_tolerance=0.05)
@@ -159,7 +160,7 @@ def test_what_the_analog_neuron_cannot_build_is_refused(neuron, message):
 
 def test_an_impossible_threshold_voltage_names_the_fix():
     spec, weights, biases, names, _ = _network()
-    with pytest.raises(AnalogError, match="threshold voltage.*--r-m"):
+    with pytest.raises(AnalogError, match="line reference.*--r-m"):
         design_circuit(spec, weights, biases, names, CircuitOptions(r_m=10e6))
 
 
@@ -169,6 +170,10 @@ def test_series_aware_levels_are_the_export_rule():
     assert levels[-1] == pytest.approx(0.5) and levels[0] == pytest.approx(0.005)
     magnitude, status = snap_magnitudes(w, levels)
     assert magnitude[0] == pytest.approx(0.5) and magnitude[2] == 0 and status[2] == 2
+    # a range that does not start on a series value: the largest weight still gets a part
+    # (the smallest series value in range, 12k), never a clip
+    levels = layer_levels(0.5, "E12", 10.5e3, 1e6)
+    assert levels[-1] == pytest.approx(0.5) and levels[0] == pytest.approx(0.5 * 12e3 / 1e6)
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +218,25 @@ def test_cli_monte_carlo_prints_mean_p5_worst_and_plots(analog_bundle, tmp_path,
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["simulate", str(analog_bundle), "--monte-carlo", "2", "--limit", "50",
                  "--tolerance", "200%"]) == 2
+
+
+def test_a_series_trained_run_exports_without_moving_a_weight(tmp_path):
+    """Series-aware training snaps with the export's own rule: the bundle holds the trained
+    network, resistor for resistor, within the budget it was pruned to."""
+    from spikeforge.config import TrainConfig
+    from spikeforge.train import fit, load_run
+
+    config = TrainConfig.from_dict({"limit_train": 2000, "limit_test": 200, "epochs": 2,
+                                    "downsample": 4, "hidden": 16, "series": "E12",
+                                    "r_range": [10e3, 1e6], "max_synapses": 300})
+    fit(config, tmp_path / "run", progress=False, plots=False)
+    export(tmp_path / "run", tmp_path / "bundle", "analog",
+           circuit_options=CircuitOptions(series="E12"))
+    _, _, model, _ = load_run(tmp_path / "run")
+    trained, _ = model.weights()
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.info["parts"]["synapse_resistors"] <= 300
+    for w_trained, w_bundle in zip(trained, bundle.weights, strict=True):
+        w_trained = w_trained.double().numpy()
+        assert np.array_equal(w_trained != 0, w_bundle != 0)
+        np.testing.assert_allclose(w_bundle, w_trained, rtol=1e-6, atol=0)

@@ -4,6 +4,10 @@
 ``digits`` (8x8, 1,797 samples) and ``iris`` (150 samples) ship inside scikit-learn and
 are split here with a fixed, stratified split (75 % train / 25 % test) so that every run
 sees the same test set.
+
+:func:`downsample_images` is the optional input front-end of small boards: it averages
+``k x k`` blocks of pixels (28x28 -> 14x14 with ``k = 2``), so a layer needs ``k^2`` times
+fewer input lines and synapses; values stay in [0, 1].
 """
 
 from __future__ import annotations
@@ -27,6 +31,39 @@ CLASS_NAMES = {
     "digits": [str(i) for i in range(10)],
     "iris": ["setosa", "versicolor", "virginica"],
 }
+
+#: Image shape of each dataset (``None``: not an image), known before loading it.
+IMAGE_SHAPES: dict[str, tuple[int, int] | None] = {
+    "mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "iris": None}
+
+
+def downsample_images(x: np.ndarray, image_shape: tuple[int, ...] | None, k: int
+                      ) -> tuple[np.ndarray, tuple[int, int]]:
+    """Average-pool flattened images ``(n, H*W)`` over ``k x k`` blocks.
+
+    Returns ``(pooled (n, (H/k)*(W/k)) float32 in [0, 1], (H/k, W/k))``; ``k = 1`` returns
+    the images unchanged. An input pixel of the pooled image is the mean of its block::
+
+        y[n, i, j] = (1 / k^2) · sum_{a, b < k} x[n, k·i + a, k·j + b]
+    """
+    if image_shape is None or len(image_shape) != 2:
+        raise DatasetError(f"downsample = {k}: these samples are not images (image shape "
+                           f"{image_shape}); use downsample = 1")
+    height, width = image_shape
+    if not (isinstance(k, int) and k >= 1) or height % k or width % k:
+        raise DatasetError(f"downsample = {k!r} does not divide the {height}x{width} images: "
+                           f"use one of {', '.join(map(str, divisors(height, width)))}")
+    if k == 1:
+        return x, (height, width)
+    blocks = np.asarray(x, dtype=np.float32).reshape(len(x), height // k, k, width // k, k)
+    pooled = blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+    np.clip(pooled, 0.0, 1.0, out=pooled)
+    return pooled.reshape(len(x), -1), (height // k, width // k)
+
+
+def divisors(height: int, width: int) -> list[int]:
+    """The block sizes ``k`` that divide both sides of a ``height x width`` image."""
+    return [k for k in range(1, min(height, width) + 1) if height % k == 0 and width % k == 0]
 
 
 @dataclass
@@ -54,6 +91,28 @@ class Dataset:
         """The first ``n_train`` / ``n_test`` samples (the sets are already shuffled)."""
         return Dataset(self.name, self.train_x[:n_train], self.train_y[:n_train],
                        self.test_x[:n_test], self.test_y[:n_test], self.image_shape,
+                       self.class_names, self.files)
+
+    def downsample(self, k: int) -> Dataset:
+        """Train and test images average-pooled over ``k x k`` blocks
+        (:func:`downsample_images`); ``k = 1`` returns this dataset."""
+        if k == 1:
+            return self
+        train_x, shape = downsample_images(self.train_x, self.image_shape, k)
+        test_x, _ = downsample_images(self.test_x, self.image_shape, k)
+        return Dataset(self.name, train_x, self.train_y, test_x, self.test_y, shape,
+                       self.class_names, self.files)
+
+    def hold_out(self, n_validation: int) -> Dataset:
+        """A validation split: the first ``len(train) - n_validation`` training samples
+        train, the last ``n_validation`` take the place of the test set (the sets are already
+        shuffled). For choosing a design without ever looking at the test set."""
+        n_train = len(self.train_x) - n_validation
+        if not 1 <= n_validation < len(self.train_x):
+            raise DatasetError(f"cannot hold out {n_validation} of {len(self.train_x)} "
+                               f"training samples for validation")
+        return Dataset(self.name, self.train_x[:n_train], self.train_y[:n_train],
+                       self.train_x[n_train:], self.train_y[n_train:], self.image_shape,
                        self.class_names, self.files)
 
 

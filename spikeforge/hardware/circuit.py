@@ -36,9 +36,11 @@ does not change what any neuron computes.
 
 Realisation order: snap every weight with :func:`spikeforge.hardware.components.snap_magnitudes`
 (``R_unit`` per layer: given, or :func:`~spikeforge.hardware.components.auto_r_unit`),
-choose the divider nearest to the wanted ``V_th``, then define ``V_unit`` by the divider
-actually built. The bundle's weights are what these nominal parts realise in model units,
-so the contract's twin on ``weights.npz`` *is* the ideal board.
+choose the threshold divider, and set the layer's reference ``V_ref`` so that
+``R_unit = k R_m V_ref / V_unit`` holds for the divider actually built (with a fixed
+``V_ref``, the divider defines ``V_unit`` and so ``R_unit`` instead). The bundle's weights
+are what these nominal parts realise in model units, so the contract's twin on
+``weights.npz`` *is* the ideal board.
 
 Non-idealities of a real board (:func:`draw_boards`): every part off its nominal value
 within its tolerance, independently; comparator offset; the reference and supply off
@@ -90,14 +92,18 @@ class CircuitOptions:
     r_m, c_m:      leak resistor (Ω) and membrane capacitor (F) of every neuron; snapped to
                    the series (R) and to E12 (C). ``dt`` follows from them and the decay.
     v_ref:         amplitude (V) of the lines into every layer, from a reference (pixels
-                   span 0..v_ref); ``None``: per layer (each layer's input lines have their
-                   own reference), chosen so that the layer's threshold is ``v_threshold``.
+                   span 0..v_ref); the divider then defines the unit, and its ratio error
+                   scales the layer's weights. ``None`` (default): each layer's input lines
+                   have their own (trimmed) reference, set so that the weights are exactly
+                   ``R_unit / R`` with the threshold divider nearest to ``v_threshold``.
     v_threshold:   the threshold voltage aimed at when ``v_ref`` is ``None``.
     supply:        op-amp and comparator rails ±supply (V); the dividers hang on +supply.
     output_swing:  the op-amp output saturates at ±output_swing (V).
     reset_fraction: share of the clock period spent in the reset phase.
     resistor_tolerance, capacitor_tolerance, reference_tolerance: relative part tolerance
                    (0.01 = 1 %); the reference tolerance covers v_ref and the supply.
+    inverter_tolerance: gain error of each line's inverter (gain -1 stage with a matched
+                   resistor network): the inverted copy is ``-(1 + δ) · V_ref``.
     comparator_offset: standard deviation of a comparator's input offset (V).
     switch_on_resistance: reset switch on-resistance (Ω); 0 = ideal reset.
     distribution:  how a part deviates within its tolerance: ``uniform`` over ±tol, or
@@ -118,6 +124,7 @@ class CircuitOptions:
     resistor_tolerance: float = 0.01
     capacitor_tolerance: float = 0.05
     reference_tolerance: float = 0.005
+    inverter_tolerance: float = 0.002
     comparator_offset: float = 2e-3
     switch_on_resistance: float = 100.0
     distribution: str = "uniform"
@@ -143,7 +150,8 @@ class CircuitOptions:
         if self.r_unit is not None:
             positive("r_unit")
         need(0 < self.reset_fraction < 0.5, "reset_fraction", "in (0, 0.5)")
-        for name in ("resistor_tolerance", "capacitor_tolerance", "reference_tolerance"):
+        for name in ("resistor_tolerance", "capacitor_tolerance", "reference_tolerance",
+                     "inverter_tolerance"):
             v = getattr(self, name)
             need(isinstance(v, (int, float)) and 0 <= v < 0.5, name,
                  "a fraction in [0, 0.5), e.g. 0.01 for 1 %")
@@ -328,7 +336,7 @@ def _r_units(options: CircuitOptions, weights: Sequence[np.ndarray],
         largest = float(np.abs(w).max()) * scale if w.size else 0.0
         if b is not None and b.size:
             largest = max(largest, float(np.abs(b).max()))
-        units.append(auto_r_unit(largest, options.r_min))
+        units.append(auto_r_unit(largest, options.series, options.r_min, options.r_max))
     return units
 
 
@@ -368,19 +376,31 @@ def design_circuit(spec: NetworkSpec, weights: Sequence[np.ndarray],
             b_res = _exact_series(np.where(b_mag > 0, r_unit / np.where(b_mag > 0, b_mag, 1),
                                            0), options.series)
             b_sign = (np.sign(b) * (b_mag > 0)).astype(np.int8)
-        # the threshold divider, then the unit that the built divider defines
-        v_ref = options.v_ref
-        if v_ref is None:  # this layer's own reference, for the aimed-at threshold voltage
-            v_ref = options.v_threshold * r_unit / (spec.neuron.threshold * gain * r_m)
-            v_ref = float(np.clip(v_ref, V_REF_MIN, options.supply - 1.0))
-        v_threshold_wanted = spec.neuron.threshold * gain * r_m * v_ref / r_unit
-        _check_threshold(name, v_threshold_wanted, options)
-        divider = choose_divider(v_threshold_wanted, options.supply, options.series)
-        v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
-        v_unit = v_threshold / spec.neuron.threshold
-        layer = AnalogLayer(name, resistance, sign, b_res, b_sign,
-                            gain * r_m * v_ref / v_unit, v_unit, v_threshold, divider,
-                            scale, v_ref)
+        if options.v_ref is None:
+            # the divider nearest to the aimed-at threshold, then this layer's own line
+            # reference set so that R_unit is exactly the one the weights were snapped with
+            # (a trimmed reference: the weights stay what series-aware training trained)
+            _check_threshold(name, options.v_threshold, options)
+            divider = choose_divider(options.v_threshold, options.supply, options.series)
+            v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
+            v_unit = v_threshold / spec.neuron.threshold
+            v_ref = r_unit * v_unit / (gain * r_m)
+            if not V_REF_MIN <= v_ref <= options.supply - 1.0:
+                raise AnalogError(f"layer {name}: its line reference would be {v_ref:.3g} V, "
+                                  f"outside {V_REF_MIN:g}..{options.supply - 1:g} V: change "
+                                  f"--v-threshold, --r-m or the resistor range (--r-range)")
+            r_unit_built = r_unit
+        else:
+            # a fixed reference: the built divider defines the unit, and with it R_unit
+            v_ref = options.v_ref
+            v_threshold_wanted = spec.neuron.threshold * gain * r_m * v_ref / r_unit
+            _check_threshold(name, v_threshold_wanted, options)
+            divider = choose_divider(v_threshold_wanted, options.supply, options.series)
+            v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
+            v_unit = v_threshold / spec.neuron.threshold
+            r_unit_built = gain * r_m * v_ref / v_unit
+        layer = AnalogLayer(name, resistance, sign, b_res, b_sign, r_unit_built, v_unit,
+                            v_threshold, divider, scale, v_ref)
         layers.append(layer)
         nominal = _nominal_layer(layer, r_m, gain)
         realised_w.append(nominal[0])
@@ -517,6 +537,9 @@ def draw_boards(circuit: AnalogCircuit, n_boards: int = 1,
         # this layer's line reference: direct (+V_ref) and inverted (-V_ref) copies
         v_pos = layer.v_ref * (1 + dev((K, 1, 1), o.reference_tolerance))
         v_neg = layer.v_ref * (1 + dev((K, 1, 1), o.reference_tolerance))
+        # each presynaptic line's inverter adds its own gain error to the inverted copy
+        v_neg_line = v_neg * (1 + dev((K, 1, layer.resistance.shape[1]), o.inverter_tolerance))
+        v_neg_bias = v_neg[:, :, 0] * (1 + dev((K, 1), o.inverter_tolerance))
         r_m = circuit.r_m * (1 + dev((K, n_out), o.resistor_tolerance))
         c_m = circuit.c_m * (1 + dev((K, n_out), o.capacitor_tolerance))
         tau = r_m * c_m
@@ -527,7 +550,7 @@ def draw_boards(circuit: AnalogCircuit, n_boards: int = 1,
         else:  # during the reset phase C_m discharges through R_on ∥ R_m instead of R_m
             r_on = o.switch_on_resistance
             residual = np.exp(-t_reset / (c_m * r_on * r_m / (r_on + r_m)) + t_reset / tau)
-        line = np.where(layer.sign > 0, v_neg, v_pos)  # (K, out, in)
+        line = np.where(layer.sign > 0, v_neg_line, v_pos)  # (K, out, in)
         resistance = layer.resistance * (1 + dev((K, *layer.resistance.shape),
                                                  o.resistor_tolerance))
         weights = _conductance_weights(resistance, layer.sign,
@@ -535,7 +558,7 @@ def draw_boards(circuit: AnalogCircuit, n_boards: int = 1,
         weights /= layer.input_scale
         bias = None
         if layer.bias_resistance is not None:
-            b_line = np.where(layer.bias_sign > 0, v_neg[:, :, 0], v_pos[:, :, 0])
+            b_line = np.where(layer.bias_sign > 0, v_neg_bias, v_pos[:, :, 0])
             b_res = layer.bias_resistance * (1 + dev((K, n_out), o.resistor_tolerance))
             bias = _conductance_weights(b_res, layer.bias_sign, gain * r_m * b_line,
                                         layer.v_unit)
@@ -600,15 +623,18 @@ def bill_of_materials(circuit: AnalogCircuit, n_inputs: int) -> list[dict[str, A
     """Parts by kind and value: ``part``, ``value``, ``tolerance``, ``count``, ``role``.
 
     Per neuron: an op-amp (leaky integrator), C_m, R_m, a comparator, a reset switch and a
-    D flip-flop; per presynaptic line (inputs and hidden neurons) a gating switch and an
-    inverter for the negated copy; per layer a threshold divider; the synapse and bias
-    resistors by value.
+    D flip-flop; per presynaptic line (inputs, hidden neurons, each layer's bias line) a
+    gating switch and an inverter for the negated copy (every switch closes on its control
+    AND a clock phase: a switch with an enable input); per layer a threshold divider and
+    a line reference; the synapse and bias resistors by value. Not listed: the input
+    front-end that holds each pixel at ``x · V_ref``, and the sequencer (two-phase clock,
+    layer enables, output spike counters and the priority encoder).
     """
     o = circuit.options
     res_tol, cap_tol = f"{o.resistor_tolerance:.0%}", f"{o.capacitor_tolerance:.0%}"
     n_neurons = sum(layer.resistance.shape[0] for layer in circuit.layers)
     n_lines = n_inputs + sum(layer.resistance.shape[0] for layer in circuit.layers[:-1])
-    has_bias = any(layer.bias_resistance is not None for layer in circuit.layers)
+    n_bias_lines = sum(layer.bias_resistance is not None for layer in circuit.layers)
     values: dict[float, int] = {}
     for layer in circuit.layers:
         for r in layer.resistance[layer.resistance > 0].tolist():
@@ -633,14 +659,16 @@ def bill_of_materials(circuit: AnalogCircuit, n_inputs: int) -> list[dict[str, A
          "role": "leaky integrator"},
         {"part": "comparator", "value": f"offset {o.comparator_offset * 1e3:g} mV",
          "tolerance": "", "count": n_neurons, "role": "threshold"},
-        {"part": "analog switch", "value": f"R_on {o.switch_on_resistance:g} Ω",
+        {"part": "analog switch", "value": f"R_on {o.switch_on_resistance:g} Ω, enable",
          "tolerance": "", "count": n_neurons, "role": "membrane reset"},
         {"part": "D flip-flop", "value": "", "tolerance": "", "count": n_neurons,
          "role": "spike register"},
-        {"part": "analog switch", "value": "", "tolerance": "",
-         "count": n_lines + (1 if has_bias else 0), "role": "line gate (+V_ref / 0)"},
-        {"part": "inverter", "value": "gain -1", "tolerance": "",
-         "count": n_lines + (1 if has_bias else 0), "role": "inverted line (-V_ref / 0)"},
+        {"part": "analog switch", "value": "changeover, enable", "tolerance": "",
+         "count": n_lines + n_bias_lines, "role": "line gate (+V_ref / 0)"},
+        {"part": "inverter", "value": "gain -1",
+         "tolerance": f"{o.inverter_tolerance:.1%}", "count": n_lines + n_bias_lines,
+         "role": "inverted line (-V_ref / 0)"},
+
     ]
     references: dict[str, int] = {}
     for layer in circuit.layers:

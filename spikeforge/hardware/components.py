@@ -89,19 +89,22 @@ def realisable_magnitudes(series: str, r_min: float, r_max: float,
     return np.sort(r_unit / series_values(series, r_min, r_max))
 
 
-def auto_r_unit(largest_magnitude: float, r_min: float) -> float:
+def auto_r_unit(largest_magnitude: float, series: str, r_min: float, r_max: float) -> float:
     """The default ``R_unit`` of a layer: its largest weight magnitude gets the smallest
-    resistor, ``R_unit = max|w| · r_min``, so nothing is clipped and the series' whole
-    range serves the layer (the analog counterpart of the digital per-layer scale)."""
-    return float(largest_magnitude) * r_min if largest_magnitude > 0 else r_min
+    resistor of the series in range, ``R_unit = max|w| · R_smallest``, so nothing is
+    clipped and the series' whole range serves the layer (the analog counterpart of the
+    digital per-layer scale)."""
+    smallest = float(series_values(series, r_min, r_max)[0])
+    return float(largest_magnitude) * smallest if largest_magnitude > 0 else smallest
 
 
 def layer_levels(largest_magnitude: float, series: str, r_min: float, r_max: float
                  ) -> np.ndarray:
     """Realisable magnitudes of a layer whose ``R_unit`` is :func:`auto_r_unit`:
-    ``max|w| · r_min / R`` for every series value ``R`` in ``[r_min, r_max]``, ascending.
-    Series-aware training and export use this one rule."""
-    return realisable_magnitudes(series, r_min, r_max, auto_r_unit(largest_magnitude, r_min))
+    ``R_unit / R`` for every series value ``R`` in ``[r_min, r_max]``, ascending (the
+    largest is ``max|w|``). Series-aware training and export use this one rule."""
+    r_unit = auto_r_unit(largest_magnitude, series, r_min, r_max)
+    return realisable_magnitudes(series, r_min, r_max, r_unit)
 
 
 #: snap status codes

@@ -58,6 +58,13 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
         circuit, weights, biases = design_circuit(spec, weights, biases, names,
                                                   circuit_options)
         notes += realisation_notes(circuit)
+        trained_series = getattr(config, "series", None)
+        o = circuit.options
+        if trained_series and (trained_series != o.series
+                               or tuple(config.r_range) != (o.r_min, o.r_max)):
+            notes.append(f"trained on {trained_series} resistors in {config.r_range} Ω but "
+                         f"exported with {o.series} in ({o.r_min:g}, {o.r_max:g}) Ω: weights "
+                         f"were snapped twice")
         info["analog"] = {"weights": "float64, model units, as the nominal parts realise "
                                      "them: one unit of current moves the membrane by one "
                                      "unit (V_unit volts) per clock",
@@ -161,10 +168,25 @@ def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
         bundle.info["parts"].update(part_summary(circuit, n_inputs))
         files["bom.csv"] = _table_csv(bill_of_materials(circuit, n_inputs))
         files["placement.csv"] = _table_csv(placement_rows(circuit))
+        files.update(_drawings(circuit, n_inputs))
     bundle.info["created_by"] = {"spikeforge": __version__}
     write_bundle(bundle, out, render_readme(bundle, notes), to_nir(bundle), force=force,
                  files=files)
     return bundle, notes
+
+
+def _drawings(circuit: AnalogCircuit, n_inputs: int) -> dict[str, str]:
+    """``neuron.svg`` (one neuron of the first layer, with its real values) and
+    ``board.net`` (the KiCad netlist of the whole board), as text for the bundle."""
+    import tempfile
+
+    from spikeforge.hardware.drawings import neuron_schematic
+    from spikeforge.hardware.kicad import kicad_netlist
+
+    with tempfile.TemporaryDirectory() as tmp:
+        neuron_schematic(circuit, 0, Path(tmp) / "neuron.svg")
+        kicad_netlist(circuit, n_inputs, Path(tmp) / "board.net")
+        return {name: (Path(tmp) / name).read_text() for name in ("neuron.svg", "board.net")}
 
 
 def _table_csv(rows: list[dict[str, Any]]) -> str:

@@ -14,6 +14,12 @@ trained with a representable decay, such as 230/256).
 
 :func:`fake_quantize` is the training-time counterpart (straight-through estimator) used by
 quantisation-aware training.
+
+Analog target (:mod:`spikeforge.hardware.components`): every non-zero weight is one resistor
+``R = R_unit / |w|`` from a standard series inside ``[r_min, r_max]``, with the layer's
+``R_unit = max|W_l| · r_min``. :func:`fake_snap` is its training-time counterpart: the
+forward pass uses exactly the magnitudes the series can realise (the one rule,
+:func:`~spikeforge.hardware.components.snap_magnitudes`), the backward pass the identity.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 import torch
 
 from spikeforge.errors import SpikeforgeError
+from spikeforge.hardware.components import layer_levels, snap_magnitudes_torch
 from spikeforge.spec import DigitalSpec, NetworkSpec
 
 
@@ -104,3 +111,38 @@ def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
     scale = (w.detach().abs().max() / (2 ** (bits - 1) - 1)).clamp(min=1e-12)
     quantized = torch.round(w / scale) * scale
     return w + (quantized - w).detach()
+
+
+def series_levels(weight: torch.Tensor, bias: torch.Tensor | None, series: str, r_min: float,
+                  r_max: float, input_scale: float = 1.0) -> torch.Tensor:
+    """The magnitudes (model units, float64, ascending) that one resistor of ``series`` in
+    ``[r_min, r_max]`` realises in a layer, with the layer's ``R_unit`` chosen as the
+    analog export chooses it (:mod:`spikeforge.hardware.circuit`): the largest of
+    ``max|w| · input_scale`` and ``max|b|`` gets the smallest resistor, i.e.
+    :func:`~spikeforge.hardware.components.layer_levels` of that largest magnitude.
+    ``input_scale`` is the encoding's scale on a constant-current first layer (its input
+    lines carry ``scale · x``), else 1. No gradient flows through the levels."""
+    largest = float(weight.detach().abs().max()) * input_scale if weight.numel() else 0.0
+    if bias is not None and bias.numel():
+        largest = max(largest, float(bias.detach().abs().max()))
+    return torch.from_numpy(layer_levels(largest, series, r_min, r_max)).to(weight.device)
+
+
+def fake_snap(w: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """``w`` with its magnitudes snapped onto the realisable ``levels`` (a resistor series,
+    :func:`series_levels`) in the forward pass, sign kept, identity in the backward pass
+    (straight-through estimator)::
+
+        w_s = sign(w) · snap(|w|; levels)
+        snap(m) = 0                 if m < L_1 · ρ^(-1/2)   (pruned: no part)
+                  L_K               if m > L_K              (clipped to the smallest resistor)
+                  argmin_L |log m - log L|                  otherwise
+        dL/dw = dL/dw_s
+
+    with ``L_1 < ... < L_K`` the levels and ``ρ = (L_K / L_1)^(1/(K-1))`` the mean series
+    step. The snap runs in float64 (as export does) and returns ``w``'s dtype, so the
+    values equal :func:`~spikeforge.hardware.components.snap_magnitudes` exactly.
+    """
+    magnitude = snap_magnitudes_torch(w.detach().abs().double(), levels.double())
+    snapped = torch.sign(w.detach()) * magnitude.to(w.dtype)
+    return snapped + (w - w.detach())  # exactly the snapped values; gradient 1 to w

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikeforge.data.datasets import load_dataset
 from spikeforge.hardware.bundle import Bundle, load_bundle
 from spikeforge.hardware.simulate import encode_inputs, run_twin, score
 from spikeforge.spec import decode, reference_forward
@@ -55,11 +54,12 @@ def torch_spikes(bundle: Bundle, x: np.ndarray, batch_size: int = 2000) -> list[
 def verify(path: str | os.PathLike, n_inputs: int | None = None, nir_inputs: int = 1000,
            data_dir: str | None = None) -> dict[str, Any]:
     """Run all checks on a bundle folder; returns a report (``ok`` is the verdict)."""
+    from spikeforge.hardware.export import bundle_dataset
+
     bundle = load_bundle(path)
-    dataset = bundle.info.get("accuracy", {}).get("dataset") or \
-        bundle.info.get("trained", {}).get("dataset", "mnist")
-    data = load_dataset(dataset, data_dir, progress=False)
-    x = data.test_x[:n_inputs]
+    data = bundle_dataset(bundle, data_dir=data_dir, limit=n_inputs)
+    dataset = data.name
+    x = data.test_x
     twin = run_twin(bundle.spec, bundle.weights, bundle.biases, x, record=True)
     reference = torch_spikes(bundle, x)
     same = np.ones(len(x), dtype=bool)

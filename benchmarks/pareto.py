@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/pareto")
     parser.add_argument("--plot", default="docs/img/pareto.png")
     parser.add_argument("--data-dir")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score finished runs in --out instead of training them again")
     args = parser.parse_args()
     out = Path(args.out)
     rows = []
@@ -69,7 +71,10 @@ def main() -> None:
         start = time.perf_counter()
         config = TrainConfig.from_dict({**RECIPE, "part_budget": budget, "epochs": args.epochs,
                                         "data_dir": args.data_dir})
-        metrics = fit(config, run_dir, force=True, progress=False)
+        if args.reuse and (run_dir / "metrics.json").exists():
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        else:
+            metrics = fit(config, run_dir, force=True, progress=False)
         seconds = time.perf_counter() - start
         row = {"budget": budget, **score_design(run_dir, out / f"bundle-{budget}", args.boards,
                                                 args.data_dir, "E24", (1e4, 1e6)),

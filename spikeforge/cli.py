@@ -3,8 +3,9 @@
     spikeforge train [options]            train (defaults: the reference design on MNIST)
     spikeforge evaluate RUN_DIR [--json]  re-score a saved run
     spikeforge export RUN_DIR --target digital|analog --out BUNDLE
-    spikeforge simulate BUNDLE [--dataset mnist] [--limit N] [--json]
+    spikeforge simulate BUNDLE [--dataset mnist] [--limit N] [--monte-carlo K] [--json]
     spikeforge verify BUNDLE [--inputs N] [--json]
+    spikeforge spice BUNDLE [--inputs N] [--rate-curve]   ngspice on an analog bundle
     spikeforge data fetch|verify|path     manage dataset files
 
 Exit codes: 0 success, 2 bad input (the message says what and how to fix it),
@@ -137,6 +138,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="test inputs for the snnTorch and Norse NIR imports")
     verify.add_argument("--data-dir")
     verify.add_argument("--json", action="store_true")
+
+    spice = sub.add_parser("spice", help="simulate an analog bundle's circuit in ngspice and "
+                           "compare every spike with the twin")
+    spice.add_argument("bundle")
+    spice.add_argument("--inputs", type=int, default=20, help="test images to simulate")
+    spice.add_argument("--rate-curve", action="store_true",
+                       help="also sweep one neuron per layer over its input current range")
+    spice.add_argument("--workdir", help="keep the netlist and ngspice's log here")
+    spice.add_argument("--data-dir")
+    spice.add_argument("--json", action="store_true")
 
     data = sub.add_parser("data", help="fetch, verify or locate dataset files")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -335,6 +346,45 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spice(args: argparse.Namespace) -> int:
+    from spikeforge.hardware.bundle import load_bundle
+    from spikeforge.hardware.spice import neuron_rate_curve, spice_bundle
+
+    report = spice_bundle(args.bundle, args.inputs, data_dir=args.data_dir,
+                          workdir=args.workdir)
+    if args.rate_curve:
+        circuit = load_bundle(args.bundle).circuit()
+        report["rate_curves"] = []
+        for layer in range(len(circuit.layers)):
+            curve = neuron_rate_curve(circuit, layer, workdir=args.workdir)
+            report["rate_curves"].append({k: curve[k] for k in ("identical",
+                                                                 "max_abs_difference")})
+            report["ok"] = report["ok"] and curve["identical"]
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        ng = report["ngspice"]
+        print(f"ngspice: {report['n']} test images, {ng.get('resistors', '?')} resistors, "
+              f"{ng.get('neurons', '?')} neurons, {ng['seconds']:.0f} s")
+        for name in ("board", "ideal"):
+            r = report.get(name)
+            if r:
+                what = ("nominal board (switch R_on, swing)" if name == "board"
+                        else "ideal parts (bundle weights)")
+                print(f"  vs twin, {what}: identical output spike counts "
+                      f"{r['identical_counts']}/{report['n']}, identical predictions "
+                      f"{r['identical_predictions']}/{report['n']}, differing spikes per layer "
+                      f"{r['differing_spikes']}")
+        for layer, curve in enumerate(report.get("rate_curves", [])):
+            print(f"  rate curve, layer {layer + 1}: "
+                  f"{'identical' if curve['identical'] else 'DIFFERENT'} (largest rate "
+                  f"difference {curve['max_abs_difference']:.3g} spikes per clock)")
+    if not report["ok"]:
+        print("spikeforge: spice FAILED: the circuit and the twin disagree", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from spikeforge.data.downloads import fetch
     from spikeforge.data.files import IDX_FILES, find_idx, missing_or_corrupt, resolve_data_dir
@@ -365,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(args, ["spikeforge", *argv])
         handlers = {"evaluate": _evaluate, "export": _export, "simulate": _simulate,
-                    "verify": _verify, "data": _data}
+                    "verify": _verify, "spice": _spice, "data": _data}
         return handlers[args.command](args)
     except SpikeforgeError as e:
         print(f"spikeforge: error: {e}", file=sys.stderr)

@@ -160,7 +160,7 @@ def test_what_the_analog_neuron_cannot_build_is_refused(neuron, message):
 
 def test_an_impossible_threshold_voltage_names_the_fix():
     spec, weights, biases, names, _ = _network()
-    with pytest.raises(AnalogError, match="line reference.*--r-m"):
+    with pytest.raises(AnalogError, match="threshold voltage.*--r-m"):
         design_circuit(spec, weights, biases, names, CircuitOptions(r_m=10e6))
 
 
@@ -240,3 +240,18 @@ def test_a_series_trained_run_exports_without_moving_a_weight(tmp_path):
         w_trained = w_trained.double().numpy()
         assert np.array_equal(w_trained != 0, w_bundle != 0)
         np.testing.assert_allclose(w_bundle, w_trained, rtol=1e-6, atol=0)
+
+
+def test_a_finite_gain_op_amp_leaks_through_its_summing_node():
+    """Open-loop gain A: the summing node is not quite a virtual ground, so every resistor
+    on it leaks the membrane (shorter τ, smaller drive); A -> ∞ is the ideal integrator."""
+    spec, weights, biases, names, _ = _network()
+    circuit, _, _ = design_circuit(spec, weights, biases, names)
+    ideal = draw_boards(circuit, 1, seed=None)
+    huge = draw_boards(circuit, 1, seed=None, opamp_gain=1e15)
+    low = draw_boards(circuit, 1, seed=None, opamp_gain=1e3)
+    np.testing.assert_allclose(huge.weights[0], ideal.weights[0], rtol=1e-9)
+    np.testing.assert_allclose(huge.decay[0], ideal.decay[0], rtol=1e-12)
+    assert np.all(low.decay[0] < ideal.decay[0])
+    nonzero = ideal.weights[0] != 0
+    assert np.all(np.abs(low.weights[0][nonzero]) < np.abs(ideal.weights[0][nonzero]))

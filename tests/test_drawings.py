@@ -210,6 +210,7 @@ def test_netlist_parts_match_the_bill_of_materials(circuit, tmp_path):
     assert parts["R"] == resistors
     assert parts["C"] == bom["membrane C_m"] == n_neurons
     assert parts["OPAMP"] == bom["leaky integrator"]
+    assert parts["D_ZENER"] == bom["anti-windup clamp across C_m"] == 2 * n_neurons
     assert parts["COMPARATOR"] == bom["threshold"]
     assert parts["SW_RESET"] == bom["membrane reset"]
     assert parts["DFF"] == bom["spike register"]

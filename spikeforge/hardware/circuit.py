@@ -96,7 +96,8 @@ class CircuitOptions:
                    scales the layer's weights. ``None`` (default): each layer's input lines
                    have their own (trimmed) reference, set so that the weights are exactly
                    ``R_unit / R`` with the threshold divider nearest to ``v_threshold``.
-    v_threshold:   the threshold voltage aimed at when ``v_ref`` is ``None``.
+    v_threshold:   the threshold voltage aimed at when ``v_ref`` is ``None`` (moved as far
+                   as needed when the reference it asks for is out of range).
     supply:        op-amp and comparator rails ±supply (V); the dividers hang on +supply.
     output_swing:  the op-amp output saturates at ±output_swing (V).
     reset_fraction: share of the clock period spent in the reset phase.
@@ -106,6 +107,9 @@ class CircuitOptions:
                    resistor network): the inverted copy is ``-(1 + δ) · V_ref``.
     comparator_offset: standard deviation of a comparator's input offset (V).
     switch_on_resistance: reset switch on-resistance (Ω); 0 = ideal reset.
+    opamp_gain:    open-loop gain of the integrators' op-amps; ``None``: ideal (choose parts
+                   with >= 120 dB: with ~500 resistor conductances of R_m on a summing node,
+                   100 dB already moves a few spikes).
     distribution:  how a part deviates within its tolerance: ``uniform`` over ±tol, or
                    ``gaussian`` with σ = tol / 3.
     """
@@ -127,6 +131,7 @@ class CircuitOptions:
     inverter_tolerance: float = 0.002
     comparator_offset: float = 2e-3
     switch_on_resistance: float = 100.0
+    opamp_gain: float | None = None
     distribution: str = "uniform"
 
     def __post_init__(self) -> None:
@@ -157,6 +162,8 @@ class CircuitOptions:
                  "a fraction in [0, 0.5), e.g. 0.01 for 1 %")
         need(self.comparator_offset >= 0, "comparator_offset", "a voltage >= 0")
         need(self.switch_on_resistance >= 0, "switch_on_resistance", "an on-resistance >= 0")
+        need(self.opamp_gain is None or self.opamp_gain > 1, "opamp_gain",
+             "an open-loop gain > 1 (e.g. 1e6), or absent for an ideal op-amp")
         need(self.output_swing < self.supply, "output_swing", f"below the supply "
              f"({self.supply:g} V)")
         need(self.distribution in DISTRIBUTIONS, "distribution",
@@ -380,8 +387,9 @@ def design_circuit(spec: NetworkSpec, weights: Sequence[np.ndarray],
             # the divider nearest to the aimed-at threshold, then this layer's own line
             # reference set so that R_unit is exactly the one the weights were snapped with
             # (a trimmed reference: the weights stay what series-aware training trained)
-            _check_threshold(name, options.v_threshold, options)
-            divider = choose_divider(options.v_threshold, options.supply, options.series)
+            v_th = _threshold_for_reference(options, r_unit, gain * r_m, spec.neuron.threshold)
+            _check_threshold(name, v_th, options)
+            divider = choose_divider(v_th, options.supply, options.series)
             v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
             v_unit = v_threshold / spec.neuron.threshold
             v_ref = r_unit * v_unit / (gain * r_m)
@@ -429,6 +437,21 @@ def _exact_series(resistance: np.ndarray, series: str) -> np.ndarray:
     if nz.any():
         out[nz] = nearest_in_series(out[nz], series)
     return out
+
+
+def _threshold_for_reference(options: CircuitOptions, r_unit: float, gain_r_m: float,
+                             threshold: float) -> float:
+    """The threshold voltage to aim at: ``options.v_threshold``, unless the line reference
+    it needs (``V_ref = R_unit · V_th / (threshold · k R_m)``) would leave the range a
+    reference can take; then the threshold moves instead, as far as it must."""
+    v_th = options.v_threshold
+    v_ref = r_unit * v_th / (threshold * gain_r_m)
+    v_ref_max = 0.9 * (options.supply - 1.0)
+    if v_ref > v_ref_max:
+        v_th *= v_ref_max / v_ref
+    elif v_ref < 2 * V_REF_MIN:
+        v_th *= 2 * V_REF_MIN / v_ref
+    return v_th
 
 
 def _check_threshold(name: str, v_threshold: float, options: CircuitOptions) -> None:
@@ -542,26 +565,29 @@ def draw_boards(circuit: AnalogCircuit, n_boards: int = 1,
         v_neg_bias = v_neg[:, :, 0] * (1 + dev((K, 1), o.inverter_tolerance))
         r_m = circuit.r_m * (1 + dev((K, n_out), o.resistor_tolerance))
         c_m = circuit.c_m * (1 + dev((K, n_out), o.capacitor_tolerance))
+        resistance = layer.resistance * (1 + dev((K, *layer.resistance.shape),
+                                                 o.resistor_tolerance))
+        b_res = None
+        if layer.bias_resistance is not None:
+            b_res = layer.bias_resistance * (1 + dev((K, n_out), o.resistor_tolerance))
         tau = r_m * c_m
+        drive = r_m * -np.expm1(-t_int / tau)  # k · R_m: membrane volts per ampere of drive
+        if o.opamp_gain is not None and not ideal:
+            tau, drive = _finite_gain(o.opamp_gain, r_m, c_m, resistance, b_res, t_int)
         decay = np.exp(-dt / tau)
-        gain = -np.expm1(-t_int / tau)
         if ideal or o.switch_on_resistance == 0:
             residual = np.zeros((K, n_out))
         else:  # during the reset phase C_m discharges through R_on ∥ R_m instead of R_m
             r_on = o.switch_on_resistance
             residual = np.exp(-t_reset / (c_m * r_on * r_m / (r_on + r_m)) + t_reset / tau)
         line = np.where(layer.sign > 0, v_neg_line, v_pos)  # (K, out, in)
-        resistance = layer.resistance * (1 + dev((K, *layer.resistance.shape),
-                                                 o.resistor_tolerance))
-        weights = _conductance_weights(resistance, layer.sign,
-                                       (gain * r_m)[:, :, None] * line, layer.v_unit)
+        weights = _conductance_weights(resistance, layer.sign, drive[:, :, None] * line,
+                                       layer.v_unit)
         weights /= layer.input_scale
         bias = None
-        if layer.bias_resistance is not None:
+        if b_res is not None:
             b_line = np.where(layer.bias_sign > 0, v_neg_bias, v_pos[:, :, 0])
-            b_res = layer.bias_resistance * (1 + dev((K, n_out), o.resistor_tolerance))
-            bias = _conductance_weights(b_res, layer.bias_sign, gain * r_m * b_line,
-                                        layer.v_unit)
+            bias = _conductance_weights(b_res, layer.bias_sign, drive * b_line, layer.v_unit)
         r_top = layer.divider[0] * (1 + dev((K, 1), o.resistor_tolerance))
         r_bottom = layer.divider[1] * (1 + dev((K, 1), o.resistor_tolerance))
         v_th = supply * r_bottom / (r_top + r_bottom)
@@ -579,6 +605,27 @@ def draw_boards(circuit: AnalogCircuit, n_boards: int = 1,
         boards.v_low.append(-swing)
         boards.v_high.append(swing)
     return boards
+
+
+def _finite_gain(a: float, r_m: np.ndarray, c_m: np.ndarray, resistance: np.ndarray,
+                 bias_resistance: np.ndarray | None, t_int: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Time constant and drive (V per A) of an integrator whose op-amp has open-loop gain
+    ``A``: the summing node sits at ``-V_m / A`` instead of 0 V, so every resistor on it
+    (conductance ``g`` in all) leaks a little of the membrane::
+
+        α = 1 + 1/A,   τ' = R_m C_m / (1 + R_m g / (A α)),
+        drive = τ' (1 - exp(-t_int / τ')) / (C_m α)
+
+    (``A → ∞`` gives ``τ = R_m C_m`` and ``drive = k R_m``.)"""
+    alpha = 1 + 1 / a
+    with np.errstate(divide="ignore"):
+        g = np.where(resistance > 0, 1 / np.where(resistance > 0, resistance, 1), 0).sum(-1)
+        if bias_resistance is not None:
+            g = g + np.where(bias_resistance > 0,
+                             1 / np.where(bias_resistance > 0, bias_resistance, 1), 0)
+    tau = r_m * c_m / (1 + r_m * g / (a * alpha))
+    return tau, tau * -np.expm1(-t_int / tau) / (c_m * alpha)
 
 
 def nominal_decay_matches(circuit: AnalogCircuit) -> bool:
@@ -622,11 +669,12 @@ def placement_rows(circuit: AnalogCircuit) -> list[dict[str, Any]]:
 def bill_of_materials(circuit: AnalogCircuit, n_inputs: int) -> list[dict[str, Any]]:
     """Parts by kind and value: ``part``, ``value``, ``tolerance``, ``count``, ``role``.
 
-    Per neuron: an op-amp (leaky integrator), C_m, R_m, a comparator, a reset switch and a
-    D flip-flop; per presynaptic line (inputs, hidden neurons, each layer's bias line) a
-    gating switch and an inverter for the negated copy (every switch closes on its control
-    AND a clock phase: a switch with an enable input); per layer a threshold divider and
-    a line reference; the synapse and bias resistors by value. Not listed: the input
+    Per neuron: an op-amp (leaky integrator), C_m, R_m, a back-to-back zener clamp across
+    C_m (the membrane saturates at the swing without winding up), a comparator, a reset
+    switch and a D flip-flop; per presynaptic line (inputs, hidden neurons, each layer's
+    bias line) a gating switch and an inverter for the negated copy (every switch closes
+    on its control AND a clock phase: a switch with an enable input); per layer a threshold
+    divider and a line reference; the synapse and bias resistors by value. Not listed: the input
     front-end that holds each pixel at ``x · V_ref``, and the sequencer (two-phase clock,
     layer enables, output spike counters and the priority encoder).
     """
@@ -655,8 +703,10 @@ def bill_of_materials(circuit: AnalogCircuit, n_inputs: int) -> list[dict[str, A
          "count": n_neurons, "role": "leak R_m"},
         {"part": "capacitor", "value": format_value(circuit.c_m, "F"), "tolerance": cap_tol,
          "count": n_neurons, "role": "membrane C_m (C0G/film)"},
-        {"part": "op-amp", "value": "FET input", "tolerance": "", "count": n_neurons,
-         "role": "leaky integrator"},
+        {"part": "op-amp", "value": "FET input, open-loop gain >= 120 dB", "tolerance": "",
+         "count": n_neurons, "role": "leaky integrator"},
+        {"part": "zener diode", "value": f"{o.output_swing:g} V", "tolerance": "",
+         "count": 2 * n_neurons, "role": "anti-windup clamp across C_m (membrane swing)"},
         {"part": "comparator", "value": f"offset {o.comparator_offset * 1e3:g} mV",
          "tolerance": "", "count": n_neurons, "role": "threshold"},
         {"part": "analog switch", "value": f"R_on {o.switch_on_resistance:g} Ω, enable",

@@ -26,7 +26,8 @@ layer with biases has a bias line of its own (each layer's lines have their own 
   :func:`~spikeforge.hardware.circuit.placement_rows` (``ref`` column), pin 1 on the
   presynaptic line, pin 2 on the summing node; then each neuron's leak resistor R_m, then
   each layer's threshold divider (``r_top`` from VCC, ``r_bottom`` to GND);
-- per neuron: C_m, the integrating op-amp, the reset switch across C_m, the comparator
+- per neuron: C_m, the integrating op-amp, two zeners back to back across C_m (the
+  anti-windup clamp), the reset switch across C_m, the comparator
   and the D flip-flop; per presynaptic line (inputs, hidden neurons, the bias line of each
   layer with biases): the line gate and the inverter that makes the negated copy; per
   layer the voltage reference of its input lines (``V_ref`` is a layer's own);
@@ -87,6 +88,7 @@ FOOTPRINTS: dict[str, str] = {
     "DFF": "Package_TO_SOT_SMD:SOT-23-5",
     "INVERTER": "Package_TO_SOT_SMD:SOT-23-5",
     "VREF": "Package_TO_SOT_SMD:SOT-23",
+    "D_ZENER": "Diode_SMD:D_SOD-323",
 }
 
 #: pins per connector header: long headers are split so they exist as real parts
@@ -133,6 +135,8 @@ SYMBOLS: dict[str, Symbol] = {s.name: s for s in (
     Symbol("INVERTER", "Analog inverter, gain -1 (the negated spike line)",
            (("1", "OUT", "output"), ("2", "V-", "power_in"), ("3", "GND", "power_in"),
             ("4", "IN", "input"), ("5", "V+", "power_in"))),
+    Symbol("D_ZENER", "Zener diode (half of the anti-windup clamp across C_m)",
+           (("1", "K", "passive"), ("2", "A", "passive"))),
     Symbol("VREF", "Voltage reference (the spike amplitude V_ref)",
            (("1", "IN", "power_in"), ("2", "OUT", "power_out"), ("3", "GND", "power_in"))),
 )}
@@ -265,7 +269,7 @@ def _build(circuit: AnalogCircuit, n_inputs: int, footprints: Mapping[str, str])
         if layer.bias_resistance is not None:
             line_pair(f"L{k + 1}_BIAS", f"L{k + 1}_VREF", "VCC")
 
-    # every neuron: C_m, integrator, reset switch, comparator, flip-flop (+ its line)
+    # every neuron: C_m, integrator, clamp, reset switch, comparator, flip-flop (+ its line)
     c_m = format_value(circuit.c_m, "F")
     last = len(circuit.layers) - 1
     for k, layer in enumerate(circuit.layers):
@@ -277,6 +281,12 @@ def _build(circuit: AnalogCircuit, n_inputs: int, footprints: Mapping[str, str])
                                                   "OUT": f"{me}_VM", "V+": "VCC",
                                                   "V-": "VEE"},
                       (("Role", f"leaky integrator {me}"),))
+            # back-to-back zeners across C_m: the membrane stops at the swing, no windup
+            zener = f"{o.output_swing:g} V"
+            board.add("D", "D_ZENER", zener, {"A": f"{me}_SUM", "K": f"{me}_CLAMP"},
+                      (("Role", f"anti-windup clamp {me}"),))
+            board.add("D", "D_ZENER", zener, {"A": f"{me}_VM", "K": f"{me}_CLAMP"},
+                      (("Role", f"anti-windup clamp {me}"),))
             board.add("U", "SW_RESET", f"R_on {o.switch_on_resistance:g} Ω",
                       {"A": f"{me}_SUM", "B": f"{me}_VM", "IN": f"{me}_Q", "EN": "PHI_RST",
                        **supplies}, (("Role", f"membrane reset {me}"),))

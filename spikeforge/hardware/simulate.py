@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -94,6 +94,17 @@ def lif_layer(current: np.ndarray, spec: NetworkSpec, layer: int
 def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray | None],
              x: np.ndarray, record: bool = False, batch_size: int = 4096) -> TwinResult:
     """Run inputs ``x`` (``(n, features)`` in [0, 1], or spikes ``(T, n, features)``)."""
+
+    def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return lif_layer(layer_currents(s, weights[index], biases[index]), spec, index)
+
+    return _run_batches(spec, len(weights), layer, x, record, batch_size)
+
+
+def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, record: bool,
+                 batch_size: int) -> TwinResult:
+    """Feed ``x`` through ``layer(index, input) -> (spikes, counts)`` for every layer, a
+    batch of inputs at a time (bounded memory), and collect the result."""
     spike_input = spec.encoding.type == "spikes"
     n = x.shape[1] if spike_input else x.shape[0]
     counts, totals, recorded = [], [], []
@@ -102,8 +113,8 @@ def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[
         s = encode_inputs(spec, batch)
         total = 0
         layer_spikes = []
-        for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
-            s, layer_counts = lif_layer(layer_currents(s, w, b), spec, layer)
+        for index in range(n_layers):
+            s, layer_counts = layer(index, s)
             total = total + layer_counts.sum(1)
             layer_spikes.append(s)
         counts.append(layer_counts)
@@ -113,7 +124,7 @@ def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[
     result = TwinResult(np.concatenate(counts), np.concatenate(totals))
     if record:
         result.spikes = [np.concatenate([r[i] for r in recorded], axis=1)
-                         for i in range(len(weights))]
+                         for i in range(n_layers)]
     return result
 
 
@@ -135,40 +146,23 @@ def run_board(spec: NetworkSpec, boards: Boards, k: int, x: np.ndarray,
     (:func:`spikeforge.kernels.lif_spikes_board`)."""
     from spikeforge import kernels
 
-    spike_input = spec.encoding.type == "spikes"
-    n = x.shape[1] if spike_input else x.shape[0]
     T = spec.timesteps
-    counts, totals, recorded = [], [], []
-    for start in range(0, n, batch_size):
-        batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
-        s = encode_inputs(spec, batch)
-        total = 0
-        layer_spikes = []
-        for layer in range(len(boards.weights)):
-            w = boards.weights[layer][k]
-            b = None if boards.biases[layer] is None else boards.biases[layer][k]
-            current = np.ascontiguousarray(layer_currents(s, w, b))
-            held = current.ndim == 2
-            shape = current.shape[-2:]
-            spikes = np.empty((T, *shape), dtype=np.bool_)
-            layer_counts = np.empty(shape, dtype=np.int64)
-            kernels.lif_spikes_board(current.reshape(1 if held else T, -1), held, shape[1],
-                                     boards.decay[layer][k], boards.threshold[layer][k],
-                                     boards.residual[layer][k], boards.v_low[layer],
-                                     boards.v_high[layer], spikes.reshape(T, -1),
-                                     layer_counts.reshape(-1))
-            s = spikes
-            total = total + layer_counts.sum(1)
-            layer_spikes.append(spikes)
-        counts.append(layer_counts)
-        totals.append(total)
-        if record:
-            recorded.append(layer_spikes)
-    result = TwinResult(np.concatenate(counts), np.concatenate(totals))
-    if record:
-        result.spikes = [np.concatenate([r[i] for r in recorded], axis=1)
-                         for i in range(len(boards.weights))]
-    return result
+
+    def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = None if boards.biases[index] is None else boards.biases[index][k]
+        current = np.ascontiguousarray(layer_currents(s, boards.weights[index][k], b))
+        held = current.ndim == 2
+        shape = current.shape[-2:]
+        spikes = np.empty((T, *shape), dtype=np.bool_)
+        counts = np.empty(shape, dtype=np.int64)
+        kernels.lif_spikes_board(current.reshape(1 if held else T, -1), held, shape[1],
+                                 boards.decay[index][k], boards.threshold[index][k],
+                                 boards.residual[index][k], boards.v_low[index],
+                                 boards.v_high[index], spikes.reshape(T, -1),
+                                 counts.reshape(-1))
+        return spikes, counts
+
+    return _run_batches(spec, len(boards.weights), layer, x, record, batch_size)
 
 
 @dataclass

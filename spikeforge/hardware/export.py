@@ -137,10 +137,13 @@ def realisation_notes(circuit: AnalogCircuit) -> list[str]:
                    ("clipped", "pruned", "bias_clipped", "bias_pruned") if r.get(k)]
         if changed:
             lo, hi = r["realisable_magnitudes"]
+            what = [text for key, text in (
+                ("clipped", "clipped weights got the smallest resistor"),
+                ("pruned", "pruned ones no part")) if r.get(key) or r.get(f"bias_{key}")]
             notes.append(f"{r['layer']}: {', '.join(changed)} (realisable weight magnitudes "
-                         f"{lo:.3g}..{hi:.3g}: clipped weights got the smallest resistor, "
-                         f"pruned ones no part); {r['realised']} weights realised, largest "
-                         f"change {r['max_relative_error']:.1%}")
+                         f"{lo:.3g}..{hi:.3g}: {', '.join(what)}); {r['realised']} weights "
+                         f"realised, largest change {r['max_relative_error']:.1%}; widen "
+                         f"--r-range or train with --series to avoid it")
     return notes
 
 

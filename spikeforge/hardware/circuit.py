@@ -88,7 +88,8 @@ class CircuitOptions:
 
     series, r_min, r_max: synapse resistors come from this series within [r_min, r_max] (Ω).
     r_unit:        Ω per unit weight (``R = r_unit / |w|``); ``None``: per layer, the
-                   largest weight gets ``r_min`` (nothing is clipped).
+                   largest weight gets the smallest series value in range (nothing is
+                   clipped).
     r_m, c_m:      leak resistor (Ω) and membrane capacitor (F) of every neuron; snapped to
                    the series (R) and to E12 (C). ``dt`` follows from them and the decay.
     v_ref:         amplitude (V) of the lines into every layer, from a reference (pixels
@@ -324,9 +325,8 @@ def choose_divider(v_out: float, v_in: float, series: str,
     ratio = v_out / v_in
     if not 0 < ratio < 1:
         raise AnalogError(f"a divider cannot make {v_out:.3g} V from {v_in:.3g} V")
-    candidates = series_values(series, r_total / 100, r_total * 10)
-    bottoms = candidates
-    snapped_top = snap_to(bottoms * (1 - ratio) / ratio, candidates)
+    bottoms = series_values(series, r_total / 100, r_total * 10)
+    snapped_top = snap_to(bottoms * (1 - ratio) / ratio, bottoms)  # tops: the same values
     error = np.abs(np.log(bottoms / (snapped_top + bottoms)) - math.log(ratio))
     # prefer exact ratios, then totals near r_total
     score = error + 1e-6 * np.abs(np.log((snapped_top + bottoms) / r_total))
@@ -372,40 +372,33 @@ def design_circuit(spec: NetworkSpec, weights: Sequence[np.ndarray],
                                          strict=True):
         w = np.asarray(w, np.float64)
         levels = realisable_magnitudes(options.series, options.r_min, options.r_max, r_unit)
-        magnitude, status = snap_magnitudes(np.abs(w) * scale, levels)
-        resistance = np.where(magnitude > 0, r_unit / np.where(magnitude > 0, magnitude, 1), 0)
-        resistance = _exact_series(resistance, options.series)
-        sign = (np.sign(w) * (magnitude > 0)).astype(np.int8)
+        resistance, sign, magnitude, status = _to_resistors(w * scale, levels, r_unit,
+                                                            options.series)
         b_res = b_sign = b_status = None
         if b is not None:
             b = np.asarray(b, np.float64)
-            b_mag, b_status = snap_magnitudes(np.abs(b), levels)
-            b_res = _exact_series(np.where(b_mag > 0, r_unit / np.where(b_mag > 0, b_mag, 1),
-                                           0), options.series)
-            b_sign = (np.sign(b) * (b_mag > 0)).astype(np.int8)
+            b_res, b_sign, _, b_status = _to_resistors(b, levels, r_unit, options.series)
         if options.v_ref is None:
-            # the divider nearest to the aimed-at threshold, then this layer's own line
-            # reference set so that R_unit is exactly the one the weights were snapped with
-            # (a trimmed reference: the weights stay what series-aware training trained)
+            # aim at the threshold voltage (moved if the reference it needs is out of range)
             v_th = _threshold_for_reference(options, r_unit, gain * r_m, spec.neuron.threshold)
-            _check_threshold(name, v_th, options)
-            divider = choose_divider(v_th, options.supply, options.series)
-            v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
-            v_unit = v_threshold / spec.neuron.threshold
+        else:  # a fixed reference: the threshold voltage follows from it
+            v_th = spec.neuron.threshold * gain * r_m * options.v_ref / r_unit
+        _check_threshold(name, v_th, options)
+        divider = choose_divider(v_th, options.supply, options.series)
+        v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
+        v_unit = v_threshold / spec.neuron.threshold
+        if options.v_ref is None:
+            # this layer's own line reference, set so that R_unit is exactly the one the
+            # weights were snapped with for the divider actually built (a trimmed
+            # reference: the weights stay what series-aware training trained)
             v_ref = r_unit * v_unit / (gain * r_m)
             if not V_REF_MIN <= v_ref <= options.supply - 1.0:
                 raise AnalogError(f"layer {name}: its line reference would be {v_ref:.3g} V, "
                                   f"outside {V_REF_MIN:g}..{options.supply - 1:g} V: change "
                                   f"--v-threshold, --r-m or the resistor range (--r-range)")
             r_unit_built = r_unit
-        else:
-            # a fixed reference: the built divider defines the unit, and with it R_unit
+        else:  # the built divider defines the unit, and with it R_unit
             v_ref = options.v_ref
-            v_threshold_wanted = spec.neuron.threshold * gain * r_m * v_ref / r_unit
-            _check_threshold(name, v_threshold_wanted, options)
-            divider = choose_divider(v_threshold_wanted, options.supply, options.series)
-            v_threshold = options.supply * divider[1] / (divider[0] + divider[1])
-            v_unit = v_threshold / spec.neuron.threshold
             r_unit_built = gain * r_m * v_ref / v_unit
         layer = AnalogLayer(name, resistance, sign, b_res, b_sign, r_unit_built, v_unit,
                             v_threshold, divider, scale, v_ref)
@@ -428,6 +421,22 @@ def design_circuit(spec: NetworkSpec, weights: Sequence[np.ndarray],
     circuit = AnalogCircuit(options, r_m, c_m, dt, spec.neuron.decay, spec.neuron.threshold,
                             layers, {"layers": report_layers})
     return circuit, realised_w, realised_b
+
+
+def _over(numerator: Any, values: np.ndarray) -> np.ndarray:
+    """``numerator / values`` where ``values > 0``, else 0 (0 means "no part" throughout)."""
+    positive = values > 0
+    return np.where(positive, numerator / np.where(positive, values, 1), 0.0)
+
+
+def _to_resistors(values: np.ndarray, levels: np.ndarray, r_unit: float, series: str
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weights (or biases) as parts: ``(resistance, sign, snapped magnitude, status)``,
+    ``resistance = R_unit / |w|`` snapped onto ``levels`` (0 and sign 0 where no part)."""
+    magnitude, status = snap_magnitudes(np.abs(values), levels)
+    resistance = _exact_series(_over(r_unit, magnitude), series)
+    sign = (np.sign(values) * (magnitude > 0)).astype(np.int8)
+    return resistance, sign, magnitude, status
 
 
 def _exact_series(resistance: np.ndarray, series: str) -> np.ndarray:
@@ -485,10 +494,7 @@ def _nominal_layer(layer: AnalogLayer, r_m: float, gain: float
 def _conductance_weights(resistance: np.ndarray, sign: np.ndarray, volts_per_siemens: Any,
                          v_unit: float) -> np.ndarray:
     """``sign · (k R_m V_line) / (R · V_unit)``, 0 where there is no part."""
-    with np.errstate(divide="ignore"):
-        conductance = np.where(resistance > 0, 1.0 / np.where(resistance > 0, resistance, 1),
-                               0.0)
-    return sign * conductance * volts_per_siemens / v_unit
+    return sign * _over(1.0, resistance) * volts_per_siemens / v_unit
 
 
 # -------------------------------------------------------------------------- boards
@@ -522,6 +528,16 @@ class Boards:
                       [None if b is None else b[pick] for b in self.biases],
                       [d[pick] for d in self.decay], [t[pick] for t in self.threshold],
                       [r[pick] for r in self.residual], self.v_low, self.v_high)
+
+
+def reset_residual(t_reset: float, tau: Any, r_m: Any, c_m: Any, r_on: float) -> Any:
+    """What a reset leaves of the membrane, relative to a plain leak over ``t_reset``:
+    during the reset phase ``C_m`` discharges through ``R_on ∥ R_m`` instead of the
+    leak's time constant ``tau``::
+
+        residual = exp(-t_reset / (C_m · R_on∥R_m) + t_reset / tau)
+    """
+    return np.exp(-t_reset / (c_m * r_on * r_m / (r_on + r_m)) + t_reset / tau)
 
 
 def _deviation(rng: np.random.Generator, shape: Any, tolerance: float,
@@ -577,9 +593,8 @@ def draw_boards(circuit: AnalogCircuit, n_boards: int = 1,
         decay = np.exp(-dt / tau)
         if ideal or o.switch_on_resistance == 0:
             residual = np.zeros((K, n_out))
-        else:  # during the reset phase C_m discharges through R_on ∥ R_m instead of R_m
-            r_on = o.switch_on_resistance
-            residual = np.exp(-t_reset / (c_m * r_on * r_m / (r_on + r_m)) + t_reset / tau)
+        else:
+            residual = reset_residual(t_reset, tau, r_m, c_m, o.switch_on_resistance)
         line = np.where(layer.sign > 0, v_neg_line, v_pos)  # (K, out, in)
         weights = _conductance_weights(resistance, layer.sign, drive[:, :, None] * line,
                                        layer.v_unit)
@@ -619,11 +634,9 @@ def _finite_gain(a: float, r_m: np.ndarray, c_m: np.ndarray, resistance: np.ndar
 
     (``A → ∞`` gives ``τ = R_m C_m`` and ``drive = k R_m``.)"""
     alpha = 1 + 1 / a
-    with np.errstate(divide="ignore"):
-        g = np.where(resistance > 0, 1 / np.where(resistance > 0, resistance, 1), 0).sum(-1)
-        if bias_resistance is not None:
-            g = g + np.where(bias_resistance > 0,
-                             1 / np.where(bias_resistance > 0, bias_resistance, 1), 0)
+    g = _over(1.0, resistance).sum(-1)
+    if bias_resistance is not None:
+        g = g + _over(1.0, bias_resistance)
     tau = r_m * c_m / (1 + r_m * g / (a * alpha))
     return tau, tau * -np.expm1(-t_int / tau) / (c_m * alpha)
 

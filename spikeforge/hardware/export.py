@@ -162,7 +162,6 @@ def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
                                             circuit_options)
     bundle.info["accuracy"] = score_bundle(bundle, config.dataset, data_dir or config.data_dir,
                                            config.limit_test)
-    bundle.info["accuracy"]["dataset"] = config.dataset
     bundle.info["parts"] = part_counts(bundle)
     files = {}
     if target == "analog":

@@ -395,11 +395,12 @@ def _header(circuit: AnalogCircuit, options: SpiceOptions, schedule: _Schedule,
 
 
 def _residual(circuit: AnalogCircuit) -> float:
-    """What a reset leaves of the membrane, relative to a plain leak (as draw_boards):
-    ``exp(-t_reset / (C_m R_on∥R_m) + t_reset / τ)``."""
+    """What a reset leaves of the membrane, relative to a plain leak (the twin's
+    :func:`~spikeforge.hardware.circuit.reset_residual` of the nominal parts)."""
+    from spikeforge.hardware.circuit import reset_residual
+
     r_on = max(circuit.options.switch_on_resistance, _MIN_R_ON)
-    r_par = r_on * circuit.r_m / (r_on + circuit.r_m)
-    return math.exp(-circuit.t_reset / (circuit.c_m * r_par) + circuit.t_reset / circuit.tau)
+    return float(reset_residual(circuit.t_reset, circuit.tau, circuit.r_m, circuit.c_m, r_on))
 
 
 def _reset_gate(circuit: AnalogCircuit, shift: float, e: float) -> list[str]:

@@ -45,6 +45,8 @@ def test_downsample_averages_blocks_and_keeps_values_in_range():
     assert ones.shape == (1, 49) and ones.max() == 1.0
     same, _ = downsample_images(x, (4, 4), 1)
     assert same is x
+    none, _ = downsample_images(np.ones((0, 784), np.float32), (28, 28), 2)
+    assert none.shape == (0, 196)  # an empty split (a bundle scores test samples only)
 
 
 def test_dataset_downsample_pools_train_and_test_and_refuses_what_cannot_be_pooled():

@@ -58,7 +58,8 @@ def downsample_images(x: np.ndarray, image_shape: tuple[int, ...] | None, k: int
     blocks = np.asarray(x, dtype=np.float32).reshape(len(x), height // k, k, width // k, k)
     pooled = blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
     np.clip(pooled, 0.0, 1.0, out=pooled)
-    return pooled.reshape(len(x), -1), (height // k, width // k)
+    # the pooled size spelled out: an empty set (no samples) cannot infer it with -1
+    return pooled.reshape(len(x), (height // k) * (width // k)), (height // k, width // k)
 
 
 def divisors(height: int, width: int) -> list[int]:

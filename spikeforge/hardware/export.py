@@ -92,10 +92,9 @@ def bundle_dataset(bundle: Bundle, dataset: str | None = None, data_dir: str | N
     trained = bundle.info.get("trained", {})
     name = dataset or bundle.info.get("accuracy", {}).get("dataset") or \
         trained.get("dataset", "mnist")
-    data = load_dataset(name, data_dir, progress=progress).limit(None, limit)
-    downsample = int(trained.get("downsample") or 1)
-    if downsample > 1:
-        data = data.downsample(downsample)
+    # a bundle is scored on test samples only: no training set to pool
+    data = load_dataset(name, data_dir, progress=progress).limit(0, limit)
+    data = data.downsample(int(trained.get("downsample") or 1))
     if data.n_features != bundle.spec.layer_sizes[0]:
         raise SpikeforgeError(f"{name} has {data.n_features} input features but the bundle's "
                               f"first layer takes {bundle.spec.layer_sizes[0]}: score it on "

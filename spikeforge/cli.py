@@ -40,8 +40,23 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
     "--reset": (str, "zero | subtract"),
     "--refractory": (int, "refractory clocks after a spike"),
     "--input-scale": (float, "input current per unit pixel"),
-    "--surrogate": (str, "surrogate gradient (fast_sigmoid)"),
-    "--surrogate-slope": (float, "surrogate width parameter"),
+    "--surrogate": (str, "surrogate gradient: fast_sigmoid | atan | superspike | sigmoid | "
+                         "straight_through | triangular | gaussian"),
+    "--surrogate-slope": (float, "the surrogate's shape parameter (default: its own)"),
+    "--model": (str, "mlp (SpikingNet, buildable) | conv (ConvSpikingNet, software only)"),
+    "--channels": (str, "conv: output channels per convolution, e.g. 16,32"),
+    "--kernel-size": (int, "conv: kernel side"),
+    "--pool": (int, "conv: max-pooling window after each convolution"),
+    "--neuron": (str, "neuron cell: lif | if | synaptic | alif | expif | adex | lapicque | "
+                      "alpha | second_order_lif | recurrent_lif (only lif/if are buildable)"),
+    "--learn-decay": (bool, "learn a decay per neuron (software only)"),
+    "--learn-threshold": (bool, "learn a threshold per neuron (software only)"),
+    "--encoding": (str, "input encoding: constant_current | poisson | latency"),
+    "--encoding-gain": (float, "poisson: firing probability per step at pixel value 1"),
+    "--loss": (str, "ce_count | ce_membrane | mse_rate"),
+    "--target-rate": (float, "mse_rate: firing rate per step of the true class"),
+    "--spike-l1": (float, "weight of the L1 spike-count regulariser on hidden layers"),
+    "--spike-l2": (float, "weight of the L2 spike-count regulariser on hidden layers"),
     "--augment-shift": (int, "random shift of training images, pixels (0 = off)"),
     "--dropout": (float, "hidden-spike dropout during training (0 = off)"),
     "--quantize-bits": (int, "quantisation-aware training with this many weight bits"),
@@ -74,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
                            description="Train a spiking network. With no options: the "
                                        "reference design (784-128-10 LIF, T=25) on MNIST.")
     for flag, (kind, text) in TRAIN_OPTIONS.items():
-        train.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+        if kind is bool:
+            train.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=text)
+        else:
+            train.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
     train.add_argument("--config", help="TOML file with any of the options above")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--force", action="store_true", help="replace an existing run in --out")

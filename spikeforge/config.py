@@ -24,6 +24,7 @@ from spikeforge.spec import EncodingSpec, NetworkSpec, NeuronSpec
 from spikeforge.surrogates import SURROGATES
 
 LR_SCHEDULES = ("cosine", "constant")
+MODELS = ("mlp", "conv")
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,26 @@ class TrainConfig:
     ``threshold``, ``reset``, ``refractory``, ``input_scale`` (current per unit pixel).
     Optimisation: Adam with decoupled ``weight_decay`` (AdamW) and ``lr`` decayed by
     ``lr_schedule`` over all steps; cross-entropy on ``logit_scale`` x output spike counts;
-    surrogate gradient ``surrogate`` with ``surrogate_slope``. Regularisers that never
+    surrogate gradient ``surrogate`` with its shape parameter ``surrogate_slope`` (absent:
+    the surrogate's default; :mod:`spikeforge.surrogates`). Regularisers that never
     change the hardware: ``augment_shift`` shifts each training image by up to that many
     pixels (0 = off; images only); ``dropout`` silences each hidden neuron for a whole
     training sample with that probability. ``quantize_bits`` trains with weights rounded
     to that many bits per layer (quantisation-aware training, straight-through gradient)
     so that a digital export of that width loses as little as possible. ``init_from``
     starts from the weights of another run (fine-tuning, e.g. quantisation-aware).
+
+    The toolkit beyond the contract (docs/toolkit.md): ``model`` ``"mlp"`` (a
+    :class:`~spikeforge.models.SpikingNet`) or ``"conv"`` (a
+    :class:`~spikeforge.models.ConvSpikingNet` with ``channels``, ``kernel_size``, ``pool``
+    in front of the ``hidden`` dense layers); ``neuron``, the cell (``"lif"``, the
+    contract's; ``"if"`` is the LIF with decay 1; others in
+    :data:`spikeforge.neurons.cells.CELLS`), with ``learn_decay`` / ``learn_threshold``;
+    ``encoding`` of the input (``"constant_current"``, ``"poisson"`` with ``encoding_gain``,
+    ``"latency"``); ``loss`` (``"ce_count"``, ``"ce_membrane"``, ``"mse_rate"`` with
+    ``target_rate``) plus ``spike_l1`` / ``spike_l2`` times the hidden spike-count
+    regularisers. The hardware targets build only the mlp with LIF (or IF) neurons fed
+    constant currents, and refuse the rest by name.
 
     Hardware-aware training for small analog boards (docs in :mod:`spikeforge.pruning` and
     :mod:`spikeforge.models`): ``downsample`` average-pools images by k x k blocks before
@@ -73,7 +87,20 @@ class TrainConfig:
     refractory: int = 0
     input_scale: float = 1.0
     surrogate: str = "fast_sigmoid"
-    surrogate_slope: float = 2.0
+    surrogate_slope: float | None = None
+    model: str = "mlp"
+    channels: tuple[int, ...] = (16, 32)
+    kernel_size: int = 5
+    pool: int = 2
+    neuron: str = "lif"
+    learn_decay: bool = False
+    learn_threshold: bool = False
+    encoding: str = "constant_current"
+    encoding_gain: float = 1.0
+    loss: str = "ce_count"
+    target_rate: float = 0.8
+    spike_l1: float = 0.0
+    spike_l2: float = 0.0
     augment_shift: int = 1
     dropout: float = 0.2
     quantize_bits: int | None = None
@@ -95,6 +122,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", parse_hidden(self.hidden))
         object.__setattr__(self, "r_range", parse_r_range(self.r_range))
+        object.__setattr__(self, "channels", parse_hidden(self.channels, "channels"))
 
         def need(ok: bool, name: str, allowed: str) -> None:
             if not ok:
@@ -118,8 +146,10 @@ class TrainConfig:
              "a number >= 0")
         need(is_num(self.logit_scale) and self.logit_scale > 0, "logit_scale", "a number > 0")
         need(self.surrogate in SURROGATES, "surrogate", f"one of {', '.join(SURROGATES)}")
-        need(is_num(self.surrogate_slope) and self.surrogate_slope > 0, "surrogate_slope",
-             "a number > 0")
+        need(self.surrogate_slope is None or (is_num(self.surrogate_slope)
+                                              and self.surrogate_slope > 0),
+             "surrogate_slope", "a number > 0, or absent for the surrogate's default")
+        self._check_toolkit(need, is_int, is_num)
         need(is_int(self.augment_shift) and 0 <= self.augment_shift <= 8, "augment_shift",
              "an integer number of pixels in 0..8")
         need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "a number in [0, 1)")
@@ -133,6 +163,38 @@ class TrainConfig:
             need(value is None or (is_int(value) and value >= 1), name,
                  "an integer >= 1, or absent for the whole set")
         self.network_spec(1, 2)  # validates the contract fields, naming them
+
+    def _check_toolkit(self, need: Any, is_int: Any, is_num: Any) -> None:
+        from spikeforge.encoders import ENCODERS
+        from spikeforge.losses import LOSSES
+        from spikeforge.neurons.cells import CELLS
+
+        need(self.model in MODELS, "model", f"one of {', '.join(MODELS)}")
+        need(self.neuron in CELLS, "neuron", f"one of {', '.join(CELLS)}")
+        need(self.encoding in ENCODERS, "encoding", f"one of {', '.join(ENCODERS)}")
+        need(is_num(self.encoding_gain) and self.encoding_gain > 0, "encoding_gain",
+             "a number > 0 (Poisson firing probability per step at x = 1)")
+        need(self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}")
+        need(is_num(self.target_rate) and 0 < self.target_rate <= 1, "target_rate",
+             "a firing rate per step in (0, 1]")
+        for name in ("spike_l1", "spike_l2"):
+            need(is_num(getattr(self, name)) and getattr(self, name) >= 0, name,
+                 "a regulariser weight >= 0 (0 = off)")
+        for name in ("learn_decay", "learn_threshold"):
+            need(isinstance(getattr(self, name), bool), name, "true or false")
+        need(is_int(self.kernel_size) and self.kernel_size >= 1, "kernel_size",
+             "an integer >= 1")
+        need(is_int(self.pool) and self.pool >= 1, "pool", "an integer >= 1")
+        if self.model == "conv":
+            need(IMAGE_SHAPES[self.dataset] is not None, "model",
+                 f"mlp: {self.dataset} samples are not images, there is nothing to convolve")
+            need(self.neuron in ("lif", "if") and not (self.learn_decay or self.learn_threshold),
+                 "neuron", "lif or if with model = conv (its layers use the fused LIF loop), "
+                 "without learn_decay / learn_threshold")
+            for name in ("quantize_bits", "series", "max_synapses", "fan_in", "part_budget"):
+                need(getattr(self, name) is None, name,
+                     "absent with model = conv: hardware-aware training shapes the fully "
+                     "connected networks the targets build, and no target builds a conv net")
 
     def _check_hardware_aware(self, need: Any, is_int: Any, is_num: Any) -> None:
         shape = IMAGE_SHAPES[self.dataset]
@@ -180,8 +242,11 @@ class TrainConfig:
             return NetworkSpec(
                 layer_sizes=(n_inputs, *self.hidden, n_classes),
                 timesteps=self.timesteps,
-                neuron=NeuronSpec(self.decay, self.threshold, self.reset, self.refractory),
-                encoding=EncodingSpec("constant_current", self.input_scale),
+                # the IF neuron is the contract's LIF without leak
+                neuron=NeuronSpec(1.0 if self.neuron == "if" else self.decay, self.threshold,
+                                  self.reset, self.refractory),
+                encoding=(EncodingSpec("constant_current", self.input_scale)
+                          if self.encoding == "constant_current" else EncodingSpec("spikes")),
             )
         except SpecError as e:  # report the option's name as the user spells it
             msg = str(e)
@@ -194,6 +259,7 @@ class TrainConfig:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["r_range"] = list(self.r_range)
+        d["channels"] = list(self.channels)
         return d
 
     @classmethod
@@ -216,7 +282,7 @@ class TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
 
-def parse_hidden(value: Any) -> tuple[int, ...]:
+def parse_hidden(value: Any, name: str = "hidden") -> tuple[int, ...]:
     """Hidden widths from ``128``, ``"256,128"``, ``[256, 128]`` or ``()`` (no hidden layer)."""
     items: Any = value
     if isinstance(value, str):
@@ -229,7 +295,7 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ConfigError(f"hidden = {value!r} is not allowed: it must be layer widths >= 1, "
+        raise ConfigError(f"{name} = {value!r} is not allowed: it must be layer widths >= 1, "
                           f"e.g. 128 or 256,128")
     return widths
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from spikeforge.surrogates import FastSigmoid, Surrogate
+from spikeforge.surrogates import FastSigmoid, SuperSpike, Surrogate
 
 BLOCK = 1024  # neurons per work item: large enough to vectorise, small enough to balance
 
 #: surrogate class -> (kind code, name of its shape parameter)
-SURROGATE_KINDS: dict[type, tuple[int, str]] = {FastSigmoid: (0, "slope")}
+SURROGATE_KINDS: dict[type, tuple[int, str]] = {FastSigmoid: (0, "slope"), SuperSpike: (0, "beta")}
 STORE_MEMBRANE = -1
 
 

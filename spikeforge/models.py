@@ -1,7 +1,13 @@
-"""Networks built from the contract's LIF layers.
+"""Networks: :class:`SpikingNet` (fully connected) and :class:`ConvSpikingNet`.
 
 :class:`SpikingNet` is a stack of fully connected LIF layers, the shape every hardware
-target builds. Layers run one after another over all time steps (each layer's whole input
+target builds. Its neurons are the contract's LIF (a fused time loop) unless another cell
+is asked for (``cell="alif"``, ...; :mod:`spikeforge.neurons.cells`, run step by step and
+built by no hardware target). :class:`ConvSpikingNet` puts convolutional LIF layers with
+max pooling in front of such a stack (software only). Both return an :class:`SpikingOutput`:
+output spike counts and the output layer's accumulated membrane.
+
+Layers run one after another over all time steps (each layer's whole input
 is known once the previous layer has run), which is exactly the contract's step-by-step
 semantics for a feed-forward network, and much faster.
 
@@ -24,37 +30,68 @@ in this order, each optional:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeforge.encoders import encode
+from spikeforge.encoders import Encoder, encode
+from spikeforge.errors import ConfigError
 from spikeforge.hardware.quantize import fake_quantize, fake_snap, series_levels
-from spikeforge.neurons.lif import lif_sequence
-from spikeforge.spec import NetworkSpec, decode
+from spikeforge.neurons.lif import lif_sequence, membrane_sequence
+from spikeforge.spec import EncodingSpec, NetworkSpec, NeuronSpec, decode
 from spikeforge.surrogates import FastSigmoid, Surrogate
 
 
 class SpikingOutput(NamedTuple):
     """counts: output spike counts ``(batch, classes)``; spikes: every layer's
-    ``(T, batch, n)`` spike trains when asked for (``record=True``), else ``None``."""
+    ``(T, batch, n)`` spike trains when asked for (``record=True``), else ``None``;
+    membrane: the output layer's membrane before reset summed over time,
+    ``sum_t U_out[t]`` ``(batch, classes)`` (for :func:`~spikeforge.losses.ce_membrane_loss`)."""
 
     counts: torch.Tensor
     spikes: list[torch.Tensor] | None
+    membrane: torch.Tensor | None = None
 
 
 class SpikingNet(nn.Module):
-    """Fully connected LIF network defined by a :class:`~spikeforge.spec.NetworkSpec`."""
+    """Fully connected LIF network.
 
-    def __init__(self, spec: NetworkSpec, surrogate: Surrogate | None = None,
+    Build it from a :class:`~spikeforge.spec.NetworkSpec` (what training and export do), or
+    from sizes as surrogate-gradient libraries do::
+
+        SpikingNet(784, 128, 10, n_layers=1, timesteps=25, decay=0.9, threshold=1.0)
+
+    ``n_layers`` hidden layers of ``n_hidden`` neurons (``n_hidden`` may also be a tuple of
+    widths). ``forward`` takes raw samples ``(batch, features)`` (encoded by ``encoder``:
+    a held current by default) or spike trains ``(T, batch, features)``.
+
+    cell:   the neuron model, ``"lif"`` (the contract's, fused and fast) or any name in
+            :data:`spikeforge.neurons.cells.CELLS` with ``cell_params``; ``learn_decay`` /
+            ``learn_threshold`` make the cells' decay / threshold per-neuron parameters.
+            Only the plain LIF (and IF for the digital target) can be exported.
+    """
+
+    def __init__(self, spec: NetworkSpec | int, n_hidden: int | tuple[int, ...] | None = None,
+                 n_output: int | None = None, n_layers: int = 1, *,
+                 timesteps: int = 25, decay: float = 0.9, threshold: float = 1.0,
+                 reset: str = "zero", surrogate: Surrogate | None = None,
                  dropout: float = 0.0, weight_bits: int | None = None,
                  series: str | None = None, r_range: tuple[float, float] = (1e4, 1e6),
-                 weight_noise: float = 0.0, gain_noise: float = 0.0, masked: bool = False):
+                 weight_noise: float = 0.0, gain_noise: float = 0.0, masked: bool = False,
+                 encoder: Encoder | None = None, cell: str = "lif",
+                 cell_params: dict[str, Any] | None = None, learn_decay: bool = False,
+                 learn_threshold: bool = False):
         super().__init__()
+        if not isinstance(spec, NetworkSpec):
+            spec = network_from_sizes(spec, n_hidden, n_output, n_layers, timesteps=timesteps,
+                                      decay=decay, threshold=threshold, reset=reset,
+                                      encoder=encoder)
         self.spec = spec
         self.surrogate = surrogate or FastSigmoid()
+        # Training-time encoding of raw samples (Poisson, latency); None: the spec's own.
+        self.encoder = None if encoder is None or encoder.kind == "constant_current" else encoder
         # Training-only regulariser on hidden spike trains (one mask per sample for all
         # steps, so a dropped neuron is silent for the whole presentation). The hardware
         # never drops anything: evaluation and export see the plain network.
@@ -72,6 +109,16 @@ class SpikingNet(nn.Module):
             nn.Linear(n_in, n_out, bias=spec.bias)
             for n_in, n_out in zip(spec.layer_sizes[:-1], spec.layer_sizes[1:], strict=True)
         )
+        # Other neuron models run step by step through their cells (spikeforge.neurons.cells).
+        self.cell = cell
+        self.cells: nn.ModuleList | None = None
+        if cell != "lif" or learn_decay or learn_threshold or cell_params:
+            from spikeforge.neurons.cells import make_cell
+
+            self.cells = nn.ModuleList(
+                make_cell(cell, n, spec.neuron, self.surrogate, cell_params or {},
+                          learn_decay=learn_decay, learn_threshold=learn_threshold)
+                for n in spec.layer_sizes[1:])
         # Pruning masks (spikeforge.pruning) and the mean square of each layer's inputs in
         # training (what a weight's size is worth): buffers, so checkpoints keep them.
         self.masked = masked
@@ -80,11 +127,24 @@ class SpikingNet(nn.Module):
                 self.register_buffer(f"mask{i}", torch.ones_like(layer.weight))
                 self.register_buffer(f"input_power{i}", torch.zeros(layer.in_features))
 
+    def encode_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw samples to the first layer's input: the training-time encoder (Poisson draws
+        from the global RNG in training and from a fixed seed in evaluation, so a score is
+        reproducible), then the contract's encoding."""
+        if self.encoder is not None and x.dim() == 2:
+            generator = None
+            if not self.training:
+                generator = torch.Generator(x.device).manual_seed(0)
+            x = self.encoder(x, generator)
+        return encode(x, self.spec.encoding)
+
     def forward(self, x: torch.Tensor, record: bool = False) -> SpikingOutput:
         """x: raw samples ``(batch, features)`` in [0, 1], or spikes ``(T, batch, features)``."""
         spec = self.spec
-        s = encode(x, spec.encoding)
+        s = self.encode_input(x)
         recorded = []
+        membrane = None
+        last = len(self.layers) - 1
         for i in range(len(self.layers)):
             if self.masked and self.training:
                 self._track_input_power(i, s)
@@ -100,10 +160,19 @@ class SpikingNet(nn.Module):
                 current = current.reshape(steps, batch, -1)
             if self.training and self.gain_noise > 0:
                 current = current * _tolerance(current.shape[-1:], self.gain_noise, current)
-            s = lif_sequence(current, spec.neuron, spec.timesteps, self.surrogate)
+            if self.cells is None:
+                s = lif_sequence(current, spec.neuron, spec.timesteps, self.surrogate)
+                if i == last:
+                    membrane = membrane_sequence(current, s, spec.neuron, spec.timesteps).sum(0)
+            else:
+                from spikeforge.neurons.cells import run_cell
+
+                s, trace, _ = run_cell(self.cells[i], current, spec.timesteps)
+                if i == last:
+                    membrane = trace.sum(0)
             if record:
                 recorded.append(s)
-        return SpikingOutput(s.sum(0), recorded if record else None)
+        return SpikingOutput(s.sum(0), recorded if record else None, membrane)
 
     def layer_params(self, i: int, noise: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -188,3 +257,111 @@ def _tolerance(shape: tuple[int, ...] | torch.Size, tol: float, like: torch.Tens
     global RNG so a seeded run is reproducible."""
     u = torch.rand(shape, device=like.device, dtype=like.dtype)
     return 1.0 + tol * (2.0 * u - 1.0)
+
+
+def network_from_sizes(n_input: int, n_hidden: int | tuple[int, ...] | None, n_output: int | None,
+                       n_layers: int = 1, *, timesteps: int = 25, decay: float = 0.9,
+                       threshold: float = 1.0, reset: str = "zero",
+                       encoder: Encoder | None = None) -> NetworkSpec:
+    """The :class:`~spikeforge.spec.NetworkSpec` of ``n_input -> n_layers x n_hidden ->
+    n_output`` LIF layers (``n_hidden`` may instead be a tuple of widths)."""
+    if n_output is None:
+        raise TypeError("SpikingNet(n_input, n_hidden, n_output, ...) needs n_output")
+    if n_hidden is None:
+        hidden: tuple[int, ...] = ()
+    elif isinstance(n_hidden, int):
+        hidden = (n_hidden,) * n_layers
+    else:
+        hidden = tuple(n_hidden)
+    return NetworkSpec(layer_sizes=(n_input, *hidden, n_output), timesteps=timesteps,
+                       neuron=NeuronSpec(decay, threshold, reset),
+                       encoding=encoder.spec if encoder is not None else EncodingSpec())
+
+
+def conv_output_side(side: int, kernel_size: int, pool: int, n_convs: int) -> int:
+    """Image side after ``n_convs`` rounds of a valid ``kernel_size`` convolution and
+    ``pool`` x ``pool`` pooling (floor)."""
+    for _ in range(n_convs):
+        side = (side - kernel_size + 1) // pool
+    return side
+
+
+class ConvSpikingNet(nn.Module):
+    """Convolutional LIF network: ``[Conv2d -> LIF -> MaxPool] x len(channels) -> flatten ->
+    SpikingNet (dense LIF layers)``.
+
+    image_shape: ``(height, width)`` or ``(channels, height, width)`` of the input; samples
+                 arrive flattened ``(batch, C·H·W)`` like every other dataset here.
+    channels:    output channels of each convolution (valid padding, stride 1).
+    n_hidden:    widths of the dense hidden layers after the convolutions (may be empty).
+
+    With a held input current (the default encoding) the first convolution runs once per
+    sample rather than once per step, as in :class:`SpikingNet`. Max pooling of spike maps
+    is a logical OR over each window. Every LIF layer uses the fused time loop.
+    Software only: the hardware targets build fully connected networks and refuse this one.
+    """
+
+    def __init__(self, image_shape: tuple[int, ...], n_output: int,
+                 channels: tuple[int, ...] = (16, 32), kernel_size: int = 5, pool: int = 2,
+                 n_hidden: tuple[int, ...] = (128,), *, timesteps: int = 25,
+                 neuron: NeuronSpec | None = None, surrogate: Surrogate | None = None,
+                 dropout: float = 0.0, encoder: Encoder | None = None):
+        super().__init__()
+        shape = tuple(image_shape)
+        self.image_shape = (1, *shape) if len(shape) == 2 else shape
+        in_channels, height, width = self.image_shape
+        side = min(height, width)
+        if conv_output_side(side, kernel_size, pool, len(channels)) < 1:
+            raise ConfigError(f"channels = {list(channels)} with kernel_size {kernel_size} "
+                              f"and pool {pool} shrink a {height}x{width} image to nothing: "
+                              f"use fewer convolutions or a smaller kernel or pool")
+        self.neuron = neuron or NeuronSpec()
+        self.timesteps = timesteps
+        self.surrogate = surrogate or FastSigmoid()
+        self.pool = pool
+        self.encoder = None if encoder is None or encoder.kind == "constant_current" else encoder
+        self.convs = nn.ModuleList()
+        for c_out in channels:
+            self.convs.append(nn.Conv2d(in_channels, c_out, kernel_size))
+            in_channels = c_out
+        h = conv_output_side(height, kernel_size, pool, len(channels))
+        w = conv_output_side(width, kernel_size, pool, len(channels))
+        # The dense stack receives the pooled spike maps: spike lines.
+        head_spec = NetworkSpec(layer_sizes=(in_channels * h * w, *n_hidden, n_output),
+                                timesteps=timesteps, neuron=self.neuron,
+                                encoding=EncodingSpec("spikes"))
+        self.head = SpikingNet(head_spec, self.surrogate, dropout=dropout)
+        self.dropout = dropout
+
+    @property
+    def spec(self) -> NetworkSpec:
+        """The dense stack's contract (the convolutions in front are not part of it)."""
+        return self.head.spec
+
+    def forward(self, x: torch.Tensor, record: bool = False) -> SpikingOutput:
+        """x: raw samples ``(batch, C·H·W)`` in [0, 1], or spikes ``(T, batch, C·H·W)``."""
+        steps = self.timesteps
+        if self.encoder is not None and x.dim() == 2:
+            generator = None if self.training else torch.Generator(x.device).manual_seed(0)
+            x = self.encoder(x, generator)
+        held = x.dim() == 2  # one image for all steps, else a spike map per step
+        batch = x.shape[0] if held else x.shape[1]
+        h = x.reshape(batch if held else steps * batch, *self.image_shape)
+        recorded = []
+        for conv in self.convs:
+            current = conv(h)
+            maps = current.shape[1:]
+            current = current.reshape(batch, -1) if held else current.reshape(steps, batch, -1)
+            s = lif_sequence(current, self.neuron, steps, self.surrogate)
+            if record:
+                recorded.append(s)
+            h = F.max_pool2d(s.reshape(steps * batch, *maps), self.pool)
+            held = False
+        out = self.head(h.reshape(steps, batch, -1), record=record)
+        return SpikingOutput(out.counts, recorded + out.spikes if record else None,
+                             out.membrane)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Classes by spike count, ties to the lowest index."""
+        return decode(self(x).counts)

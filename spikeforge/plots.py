@@ -125,18 +125,20 @@ def plot_run(run_dir: str | os.PathLike, model: Any, data: Any,
     model.eval()
     with torch.no_grad():
         out = model(torch.from_numpy(sample), record=True)
-    spikes = [s[:, 0].numpy() for s in out.spikes]
+    spikes = [s[:, 0].reshape(s.shape[0], -1).numpy() for s in out.spikes]
     predicted = int(decode(out.counts[0]))
     title = (f"test sample 0: label {data.class_names[int(data.test_y[0])]}, "
              f"predicted {data.class_names[predicted]}")
-    return [
+    paths = [
         plot_training_curves(history, folder / "training_curves.png"),
         plot_confusion_matrix(evaluation.labels, evaluation.predictions, data.class_names,
                               folder / "confusion_matrix.png"),
         plot_spike_raster(spikes, sample[0], data.image_shape, folder / "spike_raster.png", title),
-        plot_receptive_fields(model.layers[0].weight.detach().numpy(), data.image_shape,
-                              folder / "receptive_fields.png"),
     ]
+    if hasattr(model, "layers"):  # a fully connected first layer: its weights are images
+        paths.append(plot_receptive_fields(model.layers[0].weight.detach().numpy(),
+                                           data.image_shape, folder / "receptive_fields.png"))
+    return paths
 
 
 def plot_monte_carlo(summary: dict[str, Any], path: str | os.PathLike) -> Path:

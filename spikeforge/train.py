@@ -39,11 +39,12 @@ from tqdm.auto import tqdm
 from spikeforge import __version__
 from spikeforge.config import TrainConfig
 from spikeforge.data.augment import random_shift
-from spikeforge.data.datasets import Dataset, load_dataset
+from spikeforge.data.datasets import IMAGE_SHAPES, Dataset, load_dataset
+from spikeforge.encoders import Encoder
 from spikeforge.errors import CheckpointError, SpikeforgeError
 from spikeforge.io import atomic_open, write_json, write_text
-from spikeforge.losses import ce_count_loss
-from spikeforge.models import SpikingNet
+from spikeforge.losses import Objective
+from spikeforge.models import ConvSpikingNet, SpikingNet
 from spikeforge.pruning import Pruner, count_synapses, max_fan_in
 from spikeforge.spec import NetworkSpec, decode
 from spikeforge.surrogates import get_surrogate
@@ -83,12 +84,35 @@ def auto_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def build_model(config: TrainConfig, spec: NetworkSpec) -> SpikingNet:
-    surrogate = get_surrogate(config.surrogate, slope=config.surrogate_slope)
-    return SpikingNet(spec, surrogate, dropout=config.dropout, weight_bits=config.quantize_bits,
-                      series=config.series, r_range=config.r_range,
-                      weight_noise=config.weight_noise, gain_noise=config.gain_noise,
-                      masked=config.prunes)
+Model = SpikingNet | ConvSpikingNet
+
+
+def build_model(config: TrainConfig, spec: NetworkSpec) -> Model:
+    """The network ``config`` trains, for the contract ``spec`` of its dataset."""
+    surrogate = get_surrogate(config.surrogate, config.surrogate_slope)
+    encoder = Encoder(config.encoding, config.timesteps, config.encoding_gain)
+    if config.model == "conv":
+        shape = IMAGE_SHAPES[config.dataset]
+        assert shape is not None  # TrainConfig refuses conv on non-image data
+        image = (shape[0] // config.downsample, shape[1] // config.downsample)
+        return ConvSpikingNet(image, spec.layer_sizes[-1], config.channels, config.kernel_size,
+                              config.pool, config.hidden, timesteps=spec.timesteps,
+                              neuron=spec.neuron, surrogate=surrogate, dropout=config.dropout,
+                              encoder=encoder)
+    # IF is the contract's LIF with decay 1 (set in the spec): the fused loop runs it
+    cell = "lif" if config.neuron == "if" else config.neuron
+    return SpikingNet(spec, surrogate=surrogate, dropout=config.dropout,
+                      weight_bits=config.quantize_bits, series=config.series,
+                      r_range=config.r_range, weight_noise=config.weight_noise,
+                      gain_noise=config.gain_noise, masked=config.prunes, encoder=encoder,
+                      cell=cell, learn_decay=config.learn_decay,
+                      learn_threshold=config.learn_threshold)
+
+
+def make_objective(config: TrainConfig) -> Objective:
+    """The training loss of ``config`` (classification loss plus spike regularisers)."""
+    return Objective(config.loss, config.logit_scale, config.timesteps, config.target_rate,
+                     config.spike_l1, config.spike_l2)
 
 
 def prepare_dataset(config: TrainConfig, data_dir: str | os.PathLike | None = None,
@@ -140,13 +164,24 @@ def hardware_counts(model: SpikingNet) -> dict[str, int]:
             "bias_parts": sum(int(torch.count_nonzero(b)) for b in biases if b is not None)}
 
 
+def readout(config: TrainConfig) -> str:
+    """How a run's outputs are decoded: ``"spike_count"`` (the hardware's, the default) or,
+    for a network trained with ``loss = "ce_membrane"``, ``"membrane"`` (the largest
+    accumulated membrane; software only, as the targets count spikes)."""
+    return "membrane" if config.loss == "ce_membrane" else "spike_count"
+
+
 @torch.no_grad()
-def evaluate(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
-             batch_size: int = 1000) -> Evaluation:
-    """Accuracy with spike-count decoding and lowest-index tie-break."""
+def evaluate(model: Model, x: torch.Tensor, y: torch.Tensor,
+             batch_size: int = 1000, readout: str = "spike_count") -> Evaluation:
+    """Accuracy with spike-count decoding and lowest-index tie-break (or, with ``readout =
+    "membrane"``, the largest accumulated membrane). ``counts`` holds what was decoded."""
+    if readout not in ("spike_count", "membrane"):
+        raise ValueError(f"readout = {readout!r}: choose spike_count or membrane")
     was_training = model.training
     model.eval()
-    counts = torch.cat([model(x[i:i + batch_size]).counts for i in range(0, len(x), batch_size)])
+    outputs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    counts = torch.cat([o.counts if readout == "spike_count" else o.membrane for o in outputs])
     model.train(was_training)
     predictions = decode(counts)
     correct = int((predictions == y).sum())
@@ -154,18 +189,22 @@ def evaluate(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
                       counts.cpu().numpy(), y.cpu().numpy())
 
 
-def train_epoch(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
-                optimizer: torch.optim.Optimizer, scheduler: Any, batch_size: int,
+def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
+                optimizer: torch.optim.Optimizer, scheduler: Any = None, batch_size: int = 128,
                 augment_shift: int = 0, image_shape: tuple[int, ...] | None = None,
                 logit_scale: float = 1.0, bar: tqdm | None = None,
-                pruner: Pruner | None = None, first_step: int = 0) -> tuple[float, float]:
+                pruner: Pruner | None = None, first_step: int = 0,
+                objective: Objective | None = None) -> tuple[float, float]:
     """One pass over ``(x, y)`` in a random order; returns mean loss and train accuracy.
 
-    The order, the augmentation, dropout and simulated part tolerances draw from the global
-    torch RNG: seed it first (``fit`` does, per epoch) to make the epoch reproducible.
-    ``pruner`` tightens the model's masks before the optimiser steps it schedules
-    (``first_step`` is the global index of this epoch's first step).
+    ``objective`` is the loss (default: cross-entropy on ``logit_scale`` x spike counts);
+    ``scheduler`` (optional) steps after every batch. The order, the augmentation,
+    dropout, Poisson input and simulated part tolerances draw from the global torch RNG:
+    seed it first (``fit`` does, per epoch) to make the epoch reproducible. ``pruner``
+    tightens the model's masks before the optimiser steps it schedules (``first_step`` is
+    the global index of this epoch's first step).
     """
+    objective = objective or Objective("ce_count", logit_scale)
     model.train()
     order = torch.randperm(len(x), device=x.device)
     total_loss, correct = 0.0, 0
@@ -176,21 +215,25 @@ def train_epoch(model: SpikingNet, x: torch.Tensor, y: torch.Tensor,
         xb, yb = x[idx], y[idx]
         if augment_shift and image_shape is not None and len(image_shape) == 2:
             xb = random_shift(xb, image_shape, augment_shift)
-        counts = model(xb).counts
-        loss = ce_count_loss(counts, yb, logit_scale)
+        out = model(xb, record=objective.needs_spikes)
+        counts = out.counts
+        loss = objective(out, yb)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
+            lr = optimizer.param_groups[0]["lr"]
             raise DivergenceError(
                 f"the loss became {loss_value} at sample {start}: training diverged. The last "
-                f"good checkpoint is kept; lower --lr (now {scheduler.get_last_lr()[0]:.3g}) "
-                f"and start again")
+                f"good checkpoint is kept; lower --lr (now {lr:.3g}) and start again")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        model.apply_masks_()
-        scheduler.step()
+        if isinstance(model, SpikingNet):
+            model.apply_masks_()
+        if scheduler is not None:
+            scheduler.step()
         total_loss += loss_value * len(idx)
-        correct += int((decode(counts.detach()) == yb).sum())
+        decoded = out.membrane if objective.loss == "ce_membrane" else counts
+        correct += int((decode(decoded.detach()) == yb).sum())
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
@@ -217,7 +260,7 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
-def _training_plan(config: TrainConfig, model: SpikingNet, n_train: int
+def _training_plan(config: TrainConfig, model: Model, n_train: int
                    ) -> tuple[torch.optim.Optimizer, Any, Pruner | None, int]:
     """Optimiser, learning-rate schedule, pruning schedule and batches per epoch of a run."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -235,7 +278,7 @@ def _training_plan(config: TrainConfig, model: SpikingNet, n_train: int
     return optimizer, scheduler, pruner, batches_per_epoch
 
 
-def train_model(config: TrainConfig, data: Dataset, device: str = "auto") -> SpikingNet:
+def train_model(config: TrainConfig, data: Dataset, device: str = "auto") -> Model:
     """Train ``config`` on ``data`` as ``fit`` does (same seeds, schedules and pruning), in
     memory, without a run directory, evaluation or progress output; returns the model in
     eval mode. For short trial runs, e.g. the part-budget search on a validation split."""
@@ -249,7 +292,8 @@ def train_model(config: TrainConfig, data: Dataset, device: str = "auto") -> Spi
         torch.manual_seed(_epoch_seed(config.seed, epoch))
         train_epoch(model, train_x, train_y, optimizer, scheduler, config.batch_size,
                     config.augment_shift, data.image_shape, config.logit_scale,
-                    pruner=pruner, first_step=(epoch - 1) * batches)
+                    pruner=pruner, first_step=(epoch - 1) * batches,
+                    objective=make_objective(config))
     return model.eval()
 
 
@@ -304,7 +348,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, NetworkSpec, SpikingNet,
+def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, NetworkSpec, Model,
                                                   dict[str, Any]]:
     """Config, spec, trained model (eval mode, CPU) and checkpoint of a run directory."""
     state = load_checkpoint(run_dir)
@@ -318,9 +362,16 @@ def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, NetworkSpec, Spik
     return config, spec, model.eval(), state
 
 
-def _init_from(model: SpikingNet, run_dir: str, spec: NetworkSpec) -> None:
+def _init_from(model: Model, run_dir: str, spec: NetworkSpec) -> None:
     """Start from another run's weights; its network must have the same shape."""
     source = load_checkpoint(run_dir)
+    if isinstance(model, ConvSpikingNet):
+        try:
+            model.load_state_dict(source["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"--init-from {run_dir}: its weights do not fit this "
+                                  f"network: {e}") from None
+        return
     source_spec = NetworkSpec.from_dict(source["spec"])
     if source_spec.layer_sizes != spec.layer_sizes:
         raise CheckpointError(f"--init-from {run_dir}: its layers {source_spec.layer_sizes} "
@@ -435,10 +486,11 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
             loss, train_acc = train_epoch(model, train_x, train_y, optimizer, scheduler,
                                           config.batch_size, config.augment_shift,
                                           data.image_shape, config.logit_scale, bar,
-                                          pruner, (epoch - 1) * batches_per_epoch)
+                                          pruner, (epoch - 1) * batches_per_epoch,
+                                          make_objective(config))
             seconds = time.perf_counter() - start
         train_seconds += seconds
-        test = evaluate(model, test_x, test_y, config.eval_batch_size)
+        test = evaluate(model, test_x, test_y, config.eval_batch_size, readout(config))
         history.append({"epoch": epoch, "train_loss": round(loss, 6),
                         "train_accuracy": round(train_acc, 6),
                         "test_accuracy": round(test.accuracy, 6), "lr": lr,
@@ -453,8 +505,9 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         _log(f"epoch {epoch}/{config.epochs}: loss {loss:.4f}  train {train_acc:.2%}  "
              f"test {test.accuracy:.2%}  ({seconds:.1f} s)")
 
-    final = evaluate(model, test_x, test_y, config.eval_batch_size)
-    hardware: dict[str, Any] = hardware_counts(model)
+    final = evaluate(model, test_x, test_y, config.eval_batch_size, readout(config))
+    hardware: dict[str, Any] = (hardware_counts(model) if isinstance(model, SpikingNet)
+                                else {})
     if config.weight_noise > 0:
         hardware["tolerance_test_accuracy"] = evaluate_with_tolerance(
             model, test_x, test_y, config.weight_noise, seed=config.seed,
@@ -468,6 +521,7 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
     metrics = {
         "test_accuracy": final.accuracy,
         "test_correct": final.correct,
+        "readout": readout(config),
         "n_test": final.n,
         "n_train": len(train_x),
         "epochs": config.epochs,
@@ -502,7 +556,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
     config, _, model, _ = load_run(run_dir)
     data = prepare_dataset(config, data_dir, progress=progress)
     result = evaluate(model, torch.from_numpy(data.test_x), torch.from_numpy(data.test_y),
-                      config.eval_batch_size)
+                      config.eval_batch_size, readout(config))
     out: dict[str, Any] = {"test_accuracy": result.accuracy, "test_correct": result.correct,
                            "n_test": result.n}
     reported = reported_accuracy(run_dir)

@@ -32,6 +32,29 @@ from spikeforge.hardware.simulate import monte_carlo, run_board, run_twin, score
 from spikeforge.spec import NetworkSpec
 
 
+def check_buildable(config: TrainConfig, target: str) -> None:
+    """Refuse, by name and with the fix, a run that ``target`` cannot build: the targets
+    build fully connected LIF networks (IF too, on the digital target) fed constant
+    currents; the rest of the training toolkit is software only."""
+    from spikeforge.neurons.cells import check_target
+
+    if config.model != "mlp":
+        raise SpikeforgeError(f"the {target} target builds fully connected networks; this run "
+                              f"trained model = {config.model!r} (a ConvSpikingNet, software "
+                              f"only). Retrain with --model mlp to export it")
+    check_target(config.neuron, target, config.learn_decay, config.learn_threshold)
+    if config.loss == "ce_membrane":
+        raise SpikeforgeError(f"the {target} target decodes a class from output spike counts; "
+                              f"this run was trained (loss = ce_membrane) and scored on the "
+                              f"accumulated membrane, which no target reads out. Retrain with "
+                              f"--loss ce_count (or mse_rate) to export it")
+    if config.encoding != "constant_current":
+        raise SpikeforgeError(f"the {target} target feeds its inputs as constant currents; this "
+                              f"run trained on {config.encoding} input, which needs a spike "
+                              f"generator per input line that spikeforge does not build. "
+                              f"Retrain with --encoding constant_current to export it")
+
+
 def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 8,
                     decay_shift: int = 8, circuit_options: CircuitOptions | None = None
                     ) -> tuple[Bundle, list[str], TrainConfig]:
@@ -44,6 +67,7 @@ def bundle_from_run(run_dir: str | os.PathLike, target: str, weight_bits: int = 
         raise SpikeforgeError(f"target = {target!r} is unknown: choose one of "
                               f"{', '.join(TARGETS)}")
     config, spec, model, state = load_run(run_dir)
+    check_buildable(config, target)
     weights, biases = model.weights()
     weights = [w.double().numpy() for w in weights]
     biases = [None if b is None else b.double().numpy() for b in biases]

@@ -211,6 +211,32 @@ def lif_sequence_unfused(current: torch.Tensor, neuron: NeuronSpec, timesteps: i
     return torch.stack(out)
 
 
+def membrane_sequence(current: torch.Tensor, spikes: torch.Tensor, neuron: NeuronSpec,
+                      timesteps: int) -> torch.Tensor:
+    """The membrane before reset ``U[t]`` ``(T, batch, n)`` of a layer whose spikes are known::
+
+        U[t] = decay · V[t-1] + I[t] · active[t],   V[t] = U[t] · (1 - s[t])   (reset "zero")
+                                                    V[t] = U[t] - θ · s[t]      ("subtract")
+
+    with ``active[t] = 0`` within ``refractory`` steps after a spike. Differentiable in
+    ``current``; the spikes (and so the reset) are constants, as in :func:`lif_sequence`'s
+    backward pass. Used for the output layer's accumulated membrane (a readout and a loss),
+    so a plain loop is fast enough: the output layer is narrow.
+    """
+    spikes = spikes.detach()
+    v = current.new_zeros(spikes.shape[1:])
+    out = []
+    for t in range(timesteps):
+        i = _current_at(current, t)
+        if neuron.refractory:
+            recent = spikes[max(0, t - neuron.refractory):t].sum(0)
+            i = i * (recent == 0)
+        u = v * neuron.decay + i
+        out.append(u)
+        v = u * (1.0 - spikes[t]) if neuron.reset == "zero" else u - neuron.threshold * spikes[t]
+    return torch.stack(out)
+
+
 class LIF(torch.nn.Module):
     """Thin module around :func:`lif_sequence`; holds constants, never state."""
 

@@ -7,6 +7,7 @@
     spikeforge verify BUNDLE [--inputs N] [--json]
     spikeforge spice BUNDLE [--inputs N] [--rate-curve]   ngspice on an analog bundle
     spikeforge data fetch|verify|path     manage dataset files
+    spikeforge compare --dataset iris|mnist|mnist-binary [--methods a,b]  learning rules
 
 Exit codes: 0 success, 2 bad input (the message says what and how to fix it),
 1 internal error (a bug: the traceback is printed).
@@ -176,6 +177,27 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir")
     path = data_sub.add_parser("path", help="print the data directory in use")
     path.add_argument("--data-dir")
+
+    compare = sub.add_parser(
+        "compare", help="train learning-rule baselines on one dataset and compare them",
+        description="Train several learning rules (ANNs, REINFORCE, surrogate gradients, "
+                    "STDP) on one dataset, each choosing only on a validation split, and "
+                    "compare their test accuracy. Writes results.json, comparison.png and "
+                    "diagnostic plots into --out.")
+    compare.add_argument("--dataset", required=True, help="iris | mnist | mnist-binary")
+    compare.add_argument("--methods", help="comma-separated, e.g. ann-relu,reinforce "
+                         "(default: every available method); ann-sigmoid | ann-relu | "
+                         "reinforce | surrogate | r-stdp | bp-stdp")
+    compare.add_argument("--epochs", type=int, help="epochs for every method (default: "
+                         "each method's own for the dataset)")
+    compare.add_argument("--seed", type=int, default=0, help="random seed")
+    compare.add_argument("--limit-train", type=int, help="use only the first N training "
+                         "samples")
+    compare.add_argument("--limit-test", type=int, help="use only the first N test samples")
+    compare.add_argument("--out", help="output folder (default runs/compare-<dataset>)")
+    compare.add_argument("--data-dir")
+    compare.add_argument("--json", action="store_true", help="print the results as JSON")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -426,6 +448,68 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from spikeforge.baselines.common import BaselineSettings
+    from spikeforge.baselines.compare import (
+        chance_level,
+        check_settings,
+        format_table,
+        resolve_methods,
+        run_comparison,
+        save_results,
+        write_outputs,
+    )
+
+    methods = None
+    if args.methods is not None:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    settings = BaselineSettings(epochs=args.epochs, seed=args.seed,
+                                limit_train=args.limit_train, limit_test=args.limit_test,
+                                progress=not args.no_progress)
+    check_settings(settings)
+    # names, dataset and imports are checked before any data is loaded or time spent
+    chosen, skipped = resolve_methods(args.dataset, methods)
+    for reason in skipped.values():
+        print(f"note: skipped: {reason}", file=sys.stderr)
+    if not chosen:
+        raise SpikeforgeError(f"no method can run on {args.dataset}")
+    out = Path(args.out or Path("runs") / f"compare-{args.dataset}")
+
+    finished: list[Any] = []
+
+    def report(result: Any) -> None:
+        # saved after every method, so a long comparison stopped midway keeps what it did
+        finished.append(result)
+        save_results(finished, out / "results.json", settings)
+        print(f"{result.method}: {result.test_accuracy:.2%} test accuracy after "
+              f"{result.epochs} epochs, {result.seconds:.1f} s", file=sys.stderr)
+
+    try:
+        results = run_comparison(args.dataset, [name for name, _ in chosen], settings,
+                                 args.data_dir, on_result=report)
+    except KeyboardInterrupt:
+        kept = (f"; the results of the {len(finished)} finished method(s) are in "
+                f"{out / 'results.json'}" if finished else "")
+        print(f"spikeforge: interrupted{kept}", file=sys.stderr)
+        return 130
+    written = write_outputs(results, out, settings)
+    for note in written["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    files = [str(written["results"]), str(written["comparison"]),
+             *map(str, written["class_histograms"])]
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "chance": chance_level(args.dataset),
+                          "results": [r.row() for r in results],
+                          "skipped": skipped, "files": files}))
+    else:
+        print(format_table(results))
+        print(f"\n{args.dataset}: chance {chance_level(args.dataset):.0%}; wrote "
+              f"{', '.join(files)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
@@ -433,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(args, ["spikeforge", *argv])
         handlers = {"evaluate": _evaluate, "export": _export, "simulate": _simulate,
-                    "verify": _verify, "spice": _spice, "data": _data}
+                    "verify": _verify, "spice": _spice, "data": _data,
+                    "compare": _compare}
         return handlers[args.command](args)
     except SpikeforgeError as e:
         print(f"spikeforge: error: {e}", file=sys.stderr)

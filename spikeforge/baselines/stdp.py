@@ -245,8 +245,9 @@ class RSTDPConfig:
     gain: Poisson spike probability per step of an input at intensity 1.
     drive: initial mean input current per step of a neuron; sets each neuron's weight sum.
     inhibition: lateral inhibitory current per output spike (winner-take-all).
-    learning_rate: ``η``, relative to the initial mean weight; ``lr_candidates``, when given,
-        are all tried and the best on the validation split kept.
+    learning_rate: ``η``, relative to the initial mean weight, times ``lr_decay ** (epoch
+        - 1)``; ``lr_candidates``, when given, are all tried and the best on the validation
+        split kept.
     batch: samples simulated side by side with the same weights; their updates are summed
         (1 = strictly online).
     histogram_chunk: training samples per row of the class histogram (None: one epoch).
@@ -642,6 +643,8 @@ class BPSTDPConfig:
         current of std ``init_scale · threshold`` on a probe batch of training samples.
     learning_rate: ``μ`` (``lr_candidates`` as in :class:`RSTDPConfig`), times
         ``lr_decay ** (epoch - 1)``.
+    batch: samples run side by side on the same weights; each window's update is the mean
+        of their updates (1 = the paper's online rule).
     """
 
     hidden: tuple[int, ...] = (500,)

@@ -262,14 +262,7 @@ def _train_mlp(data: Dataset, settings: BaselineSettings, method: str, activatio
     notes = [f"{data.n_features}-{'-'.join(map(str, hidden))}-{data.n_classes} MLP, "
              f"{activation} hidden, softmax + cross-entropy, {optimizer} lr {lr:g} "
              f"(cosine decay), batch {batch_size}"]
-    if held_out:
-        best.restore(model)
-        notes.append(f"weights of epoch {best.epoch} (best of {len(fit_data.test_y)} held-out "
-                     f"validation samples, {best.accuracy:.2%})")
-    else:
-        notes.append("too few training samples to hold any out: the last epoch is scored")
-    test_x, _ = as_tensors(data.test_x, data.test_y)
-    predictions = predict_classes(model, test_x)
+    predictions = score_test_once(model, best if held_out else None, len(val_y), data, notes)
     return BaselineResult(
         method=method, dataset=data.name,
         test_accuracy=accuracy(predictions, data.test_y), epochs=epochs,
@@ -279,6 +272,21 @@ def _train_mlp(data: Dataset, settings: BaselineSettings, method: str, activatio
                      "n_test": len(data.test_y),
                      "torch_threads": torch.get_num_threads()},
         notes=notes)
+
+
+def score_test_once(model: nn.Module, best: BestWeights | None, n_validation: int,
+                    data: Dataset, notes: list[str]) -> np.ndarray:
+    """The test set's predicted classes, scored once at the end: with the weights of the
+    best validation epoch when a split was held out (``best``), else of the last epoch.
+    Appends to ``notes`` which weights were scored."""
+    if best is not None:
+        best.restore(model)
+        notes.append(f"weights of epoch {best.epoch} (best of {n_validation} held-out "
+                     f"validation samples, {best.accuracy:.2%})")
+    else:
+        notes.append("too few training samples to hold any out: the last epoch is scored")
+    test_x, _ = as_tensors(data.test_x, data.test_y)
+    return predict_classes(model, test_x)
 
 
 def train_ann_sigmoid(data: Dataset, settings: BaselineSettings, **options: Any

@@ -50,6 +50,7 @@ from spikeforge.baselines.ann import (
     make_optimizer,
     predict_classes,
     score,
+    score_test_once,
     single_thread_if_small,
     validation_split,
 )
@@ -249,14 +250,7 @@ def _train_reinforce(data: Dataset, settings: BaselineSettings, hidden: tuple[in
              f"softmax over classes; reward +1/-1; K = {samples} samples per input, "
              f"{baseline} baseline, entropy β = {entropy_coef:g}; {optimizer} lr {lr:g} "
              f"(cosine decay), batch {batch_size}; test scored with the greedy policy"]
-    if held_out:
-        best.restore(model)
-        notes.append(f"weights of epoch {best.epoch} (best of {len(fit_data.test_y)} held-out "
-                     f"validation samples, {best.accuracy:.2%})")
-    else:
-        notes.append("too few training samples to hold any out: the last epoch is scored")
-    test_x, _ = as_tensors(data.test_x, data.test_y)
-    predictions = predict_classes(model, test_x)
+    predictions = score_test_once(model, best if held_out else None, len(val_y), data, notes)
     return BaselineResult(
         method="reinforce", dataset=data.name,
         test_accuracy=accuracy(predictions, data.test_y), epochs=epochs,

@@ -584,6 +584,10 @@ def _train_r_stdp(data: Dataset, settings: BaselineSettings, config: RSTDPConfig
                      f"{result['best'].accuracy:.2%})")
     diagnostics: dict[str, Any] = {
         **result["chunks"], "reward_summary": result["totals"],
+        "class_histogram_unit": (f"training chunk of {cfg.histogram_chunk} samples"
+                                 if cfg.histogram_chunk else "epoch"),
+        "class_histogram_of": "decisions on the training samples as they were trained "
+                              "(spike counts, ties to the lowest class)",
         "val_class_histogram": result["val_class_histogram"],
         "test_class_histogram": class_histogram(predictions, data.n_classes),
         "best_epoch": result["best"].epoch, "lr_trials": trials,

@@ -52,7 +52,7 @@ WIDTH_FRACTIONS, MIN_WIDTH, MAX_WIDTH = (1 / 32, 1 / 16, 1 / 8), 16, 256
 DEFAULTS = TrainConfig()
 
 
-def candidate_designs(budget: int, image_shape: tuple[int, int] | None,
+def candidate_designs(budget: int, image_shape: tuple[int, ...] | None,
                       downsample: int | None = None, hidden: tuple[int, ...] | None = None
                       ) -> list[dict[str, Any]]:
     """The designs the search compares for ``budget`` synapses (module docstring), smallest
@@ -62,7 +62,7 @@ def candidate_designs(budget: int, image_shape: tuple[int, int] | None,
     elif downsample is not None:
         pools = [downsample]
     else:
-        height, width = image_shape
+        height, width = image_shape[-2:]  # event frames: (polarity, height, width)
         least = min(7, height // 2, width // 2)
         fits = [k for k in divisors(height, width) if min(height // k, width // k) >= least]
         small = [k for k in fits if (height // k) * (width // k) <= budget / 2]

@@ -7,6 +7,7 @@
     spikeforge verify BUNDLE [--inputs N] [--json]
     spikeforge spice BUNDLE [--inputs N] [--rate-curve]   ngspice on an analog bundle
     spikeforge data fetch|verify|path     manage dataset files
+    spikeforge data synth-nmnist [--seed S]  build the simulated N-MNIST from MNIST
     spikeforge compare --dataset iris|mnist|mnist-binary [--methods a,b]  learning rules
 
 Exit codes: 0 success, 2 bad input (the message says what and how to fix it),
@@ -26,7 +27,7 @@ from spikeforge.errors import SpikeforgeError
 
 #: train options: flag -> (type, help). Each maps to the TrainConfig field of the same name.
 TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
-    "--dataset": (str, "mnist | fashion-mnist | digits | iris"),
+    "--dataset": (str, "mnist | fashion-mnist | digits | iris | nmnist-synth | nmnist"),
     "--data-dir": (str, "dataset folder (default: $SPIKEFORGE_DATA, then ~/.cache/spikeforge)"),
     "--epochs": (int, "training epochs"),
     "--batch-size": (int, "samples per optimiser step"),
@@ -52,7 +53,8 @@ TRAIN_OPTIONS: dict[str, tuple[Any, str]] = {
                       "alpha | second_order_lif | recurrent_lif (only lif/if are buildable)"),
     "--learn-decay": (bool, "learn a decay per neuron (software only)"),
     "--learn-threshold": (bool, "learn a threshold per neuron (software only)"),
-    "--encoding": (str, "input encoding: constant_current | poisson | latency"),
+    "--encoding": (str, "input encoding: constant_current | poisson | latency (event "
+                                 "datasets: events, set by itself)"),
     "--encoding-gain": (float, "poisson: firing probability per step at pixel value 1"),
     "--loss": (str, "ce_count | ce_membrane | mse_rate"),
     "--target-rate": (float, "mse_rate: firing rate per step of the true class"),
@@ -103,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="re-score a saved run on its test set")
     evaluate.add_argument("run_dir")
+    evaluate.add_argument("--dataset", help="score on another dataset's test split with the "
+                          "same inputs (e.g. nmnist-sample, the real recordings, for a run "
+                          "trained on nmnist-synth); default: the run's own")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--json", action="store_true")
 
@@ -177,6 +182,18 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir")
     path = data_sub.add_parser("path", help="print the data directory in use")
     path.add_argument("--data-dir")
+    synth = data_sub.add_parser(
+        "synth-nmnist", help="build the simulated N-MNIST (every MNIST image seen by a simulated "
+        "event camera), cached shard by shard; reproducible from --seed",
+        description="Simulate an event camera watching each MNIST image move along N-MNIST's "
+        "three saccades (docs/events.md). Built shards are kept: an interrupted build resumes.")
+    synth.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    synth.add_argument("--shards", type=int, help="build only the first N shards of 5,000 "
+                       "recordings per split (default: all)")
+    synth.add_argument("--split", choices=["train", "test", "both"], default="both")
+    synth.add_argument("--force", action="store_true", help="rebuild from scratch")
+    synth.add_argument("--data-dir")
+    synth.add_argument("--no-progress", action="store_true")
 
     compare = sub.add_parser(
         "compare", help="train learning-rule baselines on one dataset and compare them",
@@ -232,12 +249,12 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from spikeforge.train import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.data_dir)
+    result = evaluate_run(args.run_dir, args.data_dir, dataset=args.dataset)
     if args.json:
         print(json.dumps(result))
     else:
         line = f"test accuracy {result['test_accuracy']:.2%} ({result['test_correct']}/" \
-               f"{result['n_test']})"
+               f"{result['n_test']}) on {result['dataset']}"
         if "reported_test_accuracy" in result:
             same = "same as" if result["matches_reported"] else "DIFFERENT from"
             line += f", {same} the reported {result['reported_test_accuracy']:.2%}"
@@ -340,7 +357,10 @@ def _monte_carlo(args: argparse.Namespace, bundle: Any, dataset: str) -> int:
     if args.distribution is not None:
         overrides["distribution"] = args.distribution
     data = bundle_dataset(bundle, dataset, args.data_dir, args.limit)
-    summary = monte_carlo_bundle(bundle, data.test_x, data.test_y, args.monte_carlo,
+    from spikeforge.hardware.simulate import twin_inputs
+
+    summary = monte_carlo_bundle(bundle, twin_inputs(bundle.spec, data.test_x), data.test_y,
+                                 args.monte_carlo,
                                  args.seed, progress=not args.json, **overrides)
     plot = Path(args.plot or Path(args.bundle) / "monte_carlo.png")
     plot_monte_carlo(summary, plot)
@@ -430,6 +450,17 @@ def _data(args: argparse.Namespace) -> int:
     from spikeforge.data.files import IDX_FILES, find_idx, missing_or_corrupt, resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
+    if args.data_command == "synth-nmnist":
+        from spikeforge.events.datasets import SPLITS, build_synth_nmnist
+
+        splits = SPLITS if args.split == "both" else (args.split,)
+        if args.shards is not None and args.shards < 1:
+            raise SpikeforgeError(f"--shards {args.shards}: give a number >= 1, or leave it "
+                                  f"out for all")
+        folder = build_synth_nmnist(args.data_dir, args.seed, splits, args.shards,
+                                    force=args.force, progress=not args.no_progress)
+        print(f"nmnist-synth (seed {args.seed}): built in {folder}")
+        return 0
     if args.data_command == "path":
         print(data_dir)
         return 0

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from spikeforge.data.datasets import DATASETS, IMAGE_SHAPES, divisors
+from spikeforge.data.datasets import DATASETS, IMAGE_SHAPES, divisors, is_event_dataset
 from spikeforge.errors import ConfigError, SpecError, SpikeforgeError
 from spikeforge.hardware.components import E_SERIES, parse_value, series_values
 from spikeforge.spec import EncodingSpec, NetworkSpec, NeuronSpec
@@ -120,6 +120,9 @@ class TrainConfig:
     out: str | None = None
 
     def __post_init__(self) -> None:
+        if is_event_dataset(self.dataset) and self.encoding == "constant_current":
+            # event data is spike input by nature: the default encoding means "as recorded"
+            object.__setattr__(self, "encoding", "events")
         object.__setattr__(self, "hidden", parse_hidden(self.hidden))
         object.__setattr__(self, "r_range", parse_r_range(self.r_range))
         object.__setattr__(self, "channels", parse_hidden(self.channels, "channels"))
@@ -135,6 +138,15 @@ class TrainConfig:
         def is_num(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+        # choices are looked up in dicts: a list or a table given for a name must be
+        # refused by its option's name, not by Python's "unhashable type"
+        for name in ("dataset", "lr_schedule", "reset", "surrogate", "model", "neuron",
+                     "encoding", "loss"):
+            need(isinstance(getattr(self, name), str), name,
+                 "a name, one of those `spikeforge train --help` lists")
+        for name in ("series", "data_dir", "init_from", "out"):
+            need(getattr(self, name) is None or isinstance(getattr(self, name), str), name,
+                 "a string, or absent")
         need(self.dataset in DATASETS, "dataset", f"one of {', '.join(DATASETS)}")
         need(is_int(self.epochs) and self.epochs >= 1, "epochs", "an integer >= 1")
         need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "an integer >= 1")
@@ -157,7 +169,9 @@ class TrainConfig:
                                             and 2 <= self.quantize_bits <= 16),
              "quantize_bits", "an integer number of bits in 2..16, or absent")
         self._check_hardware_aware(need, is_int, is_num)
-        need(is_int(self.seed), "seed", "an integer")
+        # torch seeds are 64-bit: a larger one would fail only once training starts
+        need(is_int(self.seed) and -(2**63) <= self.seed < 2**63, "seed",
+             "an integer that fits in 64 bits, e.g. 0")
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)
             need(value is None or (is_int(value) and value >= 1), name,
@@ -171,7 +185,13 @@ class TrainConfig:
 
         need(self.model in MODELS, "model", f"one of {', '.join(MODELS)}")
         need(self.neuron in CELLS, "neuron", f"one of {', '.join(CELLS)}")
-        need(self.encoding in ENCODERS, "encoding", f"one of {', '.join(ENCODERS)}")
+        if is_event_dataset(self.dataset):
+            need(self.encoding == "events", "encoding",
+                 f"events (or left out) with the event dataset {self.dataset}: its samples "
+                 f"are already spike trains")
+        else:
+            need(self.encoding in ENCODERS, "encoding", f"one of {', '.join(ENCODERS)} "
+                 f"(events is for the event datasets: nmnist-synth, nmnist, nmnist-sample)")
         need(is_num(self.encoding_gain) and self.encoding_gain > 0, "encoding_gain",
              "a number > 0 (Poisson firing probability per step at x = 1)")
         need(self.loss in LOSSES, "loss", f"one of {', '.join(LOSSES)}")
@@ -202,9 +222,10 @@ class TrainConfig:
             need(self.downsample == 1, "downsample",
                  f"1: {self.dataset} samples are not images, there is nothing to pool")
         else:
-            options = ", ".join(map(str, divisors(*shape)))
-            need(is_int(self.downsample) and self.downsample in divisors(*shape), "downsample",
-                 f"a block size that divides the {shape[0]}x{shape[1]} {self.dataset} images: "
+            options = ", ".join(map(str, divisors(*shape[-2:])))
+            need(is_int(self.downsample) and self.downsample in divisors(*shape[-2:]),
+                 "downsample",
+                 f"a block size that divides the {shape[-2]}x{shape[-1]} {self.dataset} images: "
                  f"one of {options}")
         need(self.series is None or self.series in E_SERIES, "series",
              f"one of {', '.join(E_SERIES)}, or absent for unsnapped weights")
@@ -292,7 +313,7 @@ def parse_hidden(value: Any, name: str = "hidden") -> tuple[int, ...]:
     try:
         widths = tuple(int(v) for v in items)
         ok = all(w >= 1 for w in widths) and not any(isinstance(v, (bool, float)) for v in items)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         ok = False
     if not ok:
         raise ConfigError(f"{name} = {value!r} is not allowed: it must be layer widths >= 1, "
@@ -328,3 +349,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests arrays or tables too deeply to be a "
+                          f"training config") from None
+    except UnicodeDecodeError as e:  # tomllib decodes the bytes itself
+        raise ConfigError(f"config file {path} is not UTF-8 text ({e}); TOML files are "
+                          f"UTF-8: save it with that encoding") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise ConfigError(f"config file {path} cannot be read ({e.strerror or e}); give "
+                          f"--config a readable TOML file") from None

@@ -165,6 +165,16 @@ class Encoder:
         return x
 
 
+def time_major(x: torch.Tensor) -> torch.Tensor:
+    """Event samples as datasets store them, uint8/bool ``(batch, T, features)`` (one
+    contiguous block per sample), to spike lines ``(T, batch, features)`` float32, the
+    layout every LIF layer runs on. Anything else is returned unchanged: a float
+    ``(T, batch, features)`` tensor is already time-major, a 2-D one is static samples."""
+    if x.dim() == 3 and (x.dtype == torch.bool or not x.dtype.is_floating_point):
+        return x.transpose(0, 1).to(torch.float32)
+    return x
+
+
 def encode(x: torch.Tensor, encoding: EncodingSpec) -> torch.Tensor:
     """Apply the contract's encoding to a batch of samples: a held current, or spike
     lines already shaped ``(T, batch, features)``."""

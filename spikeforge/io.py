@@ -1,11 +1,16 @@
 """Crash-safe file writing: every output is written to a temporary file beside its target
 and renamed over it, so a reader (or a resumed run) sees the old file or the new one,
-never half of one."""
+never half of one. Folders (bundles) are written whole into a temporary folder and moved
+into place by :func:`replace_dir`."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
@@ -47,3 +52,69 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Move the finished folder ``src`` to ``dst``, replacing a folder there, so that
+    ``dst`` is at every moment the old folder or the new one: never neither, never a mix.
+
+    ``src`` is flushed to disk first. On Linux the two folders are swapped in one step
+    (``renameat2`` with ``RENAME_EXCHANGE``) and the old one is then deleted under
+    ``src``'s name. Where the swap is not available, the old folder is renamed aside to
+    ``.<name>.old`` before the new one moves in; a crash between those two renames leaves
+    it there, whole.
+    """
+    src, dst = Path(src), Path(dst)
+    _fsync_tree(src)
+    if not dst.exists():
+        os.replace(src, dst)
+    elif _exchange(src, dst):
+        shutil.rmtree(src, ignore_errors=True)
+    else:
+        old = dst.with_name(f".{dst.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(dst.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically; False where the system or the file system cannot."""
+    if sys.platform != "linux":
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # e.g. a file system without RENAME_EXCHANGE
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder below ``folder`` to disk (a rename is only as durable
+    as what it renames)."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with open(Path(root) / name, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(root))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (renames into it); skipped where folders cannot be opened
+    or flushed."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

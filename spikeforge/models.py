@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeforge.encoders import Encoder, encode
+from spikeforge.encoders import Encoder, encode, time_major
 from spikeforge.errors import ConfigError
 from spikeforge.hardware.quantize import fake_quantize, fake_snap, series_levels
 from spikeforge.neurons.lif import lif_sequence, membrane_sequence
@@ -130,7 +130,9 @@ class SpikingNet(nn.Module):
     def encode_input(self, x: torch.Tensor) -> torch.Tensor:
         """Raw samples to the first layer's input: the training-time encoder (Poisson draws
         from the global RNG in training and from a fixed seed in evaluation, so a score is
-        reproducible), then the contract's encoding."""
+        reproducible), then the contract's encoding. Event samples ``(batch, T, features)``
+        uint8 are made time-major first (:func:`~spikeforge.encoders.time_major`)."""
+        x = time_major(x)
         if self.encoder is not None and x.dim() == 2:
             generator = None
             if not self.training:
@@ -139,7 +141,8 @@ class SpikingNet(nn.Module):
         return encode(x, self.spec.encoding)
 
     def forward(self, x: torch.Tensor, record: bool = False) -> SpikingOutput:
-        """x: raw samples ``(batch, features)`` in [0, 1], or spikes ``(T, batch, features)``."""
+        """x: raw samples ``(batch, features)`` in [0, 1], event samples ``(batch, T,
+        features)`` uint8, or spikes ``(T, batch, features)`` float."""
         spec = self.spec
         s = self.encode_input(x)
         recorded = []
@@ -339,8 +342,10 @@ class ConvSpikingNet(nn.Module):
         return self.head.spec
 
     def forward(self, x: torch.Tensor, record: bool = False) -> SpikingOutput:
-        """x: raw samples ``(batch, C·H·W)`` in [0, 1], or spikes ``(T, batch, C·H·W)``."""
+        """x: raw samples ``(batch, C·H·W)`` in [0, 1], event samples ``(batch, T, C·H·W)``
+        uint8, or spikes ``(T, batch, C·H·W)`` float."""
         steps = self.timesteps
+        x = time_major(x)
         if self.encoder is not None and x.dim() == 2:
             generator = None if self.training else torch.Generator(x.device).manual_seed(0)
             x = self.encoder(x, generator)

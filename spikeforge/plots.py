@@ -69,10 +69,18 @@ def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
 def plot_spike_raster(layer_spikes: Sequence[np.ndarray], sample: np.ndarray,
                       image_shape: tuple[int, ...] | None, path: str | os.PathLike,
                       title: str = "") -> Path:
-    """One input and the spikes ``(T, n)`` of every layer it causes, one panel per layer."""
+    """One input and the spikes ``(T, n)`` of every layer it causes, one panel per layer.
+    An event sample ``(T, 2·H·W)`` is drawn as its ON minus OFF spike count per pixel."""
     n_panels = len(layer_spikes) + 1
     fig, axes = plt.subplots(1, n_panels, figsize=(3.6 * n_panels, 3.4))
-    if image_shape is not None and len(image_shape) == 2:
+    if image_shape is not None and len(image_shape) == 3 and sample.ndim == 2:
+        counts = sample.reshape(-1, *image_shape).sum(0, dtype=np.int64)
+        net = counts[-1] - counts[0]  # polarity channels: 0 = OFF, 1 = ON
+        lim = max(int(np.abs(net).max()), 1)
+        axes[0].imshow(net, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[0].set_xticks([])
+        axes[0].set_yticks([])
+    elif image_shape is not None and len(image_shape) == 2:
         axes[0].imshow(sample.reshape(image_shape), cmap="gray_r")
         axes[0].set_xticks([])
         axes[0].set_yticks([])

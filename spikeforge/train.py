@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import ctypes
+import dataclasses
 import io
 import json
 import math
@@ -41,7 +42,7 @@ from spikeforge.config import TrainConfig
 from spikeforge.data.augment import random_shift
 from spikeforge.data.datasets import IMAGE_SHAPES, Dataset, load_dataset
 from spikeforge.encoders import Encoder
-from spikeforge.errors import CheckpointError, SpikeforgeError
+from spikeforge.errors import CheckpointError, ConfigError, SpikeforgeError
 from spikeforge.io import atomic_open, write_json, write_text
 from spikeforge.losses import Objective
 from spikeforge.models import ConvSpikingNet, SpikingNet
@@ -53,12 +54,15 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 CHECKPOINT_FORMAT = "spikeforge-checkpoint/1"
+#: what every checkpoint holds (``fit`` writes them all, resume and scoring need them)
+CHECKPOINT_KEYS = ("epoch", "config", "spec", "model", "optimizer", "scheduler", "history",
+                   "train_seconds")
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "lr",
                   "epoch_seconds")
 
 
 class DivergenceError(SpikeforgeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -90,11 +94,13 @@ Model = SpikingNet | ConvSpikingNet
 def build_model(config: TrainConfig, spec: NetworkSpec) -> Model:
     """The network ``config`` trains, for the contract ``spec`` of its dataset."""
     surrogate = get_surrogate(config.surrogate, config.surrogate_slope)
-    encoder = Encoder(config.encoding, config.timesteps, config.encoding_gain)
+    # event data arrives as spike trains: nothing to encode
+    encoder = (None if config.encoding == "events"
+               else Encoder(config.encoding, config.timesteps, config.encoding_gain))
     if config.model == "conv":
         shape = IMAGE_SHAPES[config.dataset]
         assert shape is not None  # TrainConfig refuses conv on non-image data
-        image = (shape[0] // config.downsample, shape[1] // config.downsample)
+        image = (*shape[:-2], shape[-2] // config.downsample, shape[-1] // config.downsample)
         return ConvSpikingNet(image, spec.layer_sizes[-1], config.channels, config.kernel_size,
                               config.pool, config.hidden, timesteps=spec.timesteps,
                               neuron=spec.neuron, surrogate=surrogate, dropout=config.dropout,
@@ -121,7 +127,9 @@ def prepare_dataset(config: TrainConfig, data_dir: str | os.PathLike | None = No
     loaded (``data_dir`` first, else the config's), limited to ``limit_train`` /
     ``limit_test``, and pooled by the ``downsample`` front-end. Export and evaluation use
     this too, so a bundle is scored on the inputs its network was trained for."""
-    data = load_dataset(config.dataset, data_dir or config.data_dir, progress=progress)
+    data = load_dataset(config.dataset, data_dir or config.data_dir, progress=progress,
+                        timesteps=config.timesteps, limit_train=config.limit_train,
+                        limit_test=config.limit_test)
     return data.limit(config.limit_train, config.limit_test).downsample(config.downsample)
 
 
@@ -213,7 +221,7 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
             pruner(model, first_step + batch)
         idx = order[start:start + batch_size]
         xb, yb = x[idx], y[idx]
-        if augment_shift and image_shape is not None and len(image_shape) == 2:
+        if augment_shift and image_shape is not None and len(image_shape) in (2, 3):
             xb = random_shift(xb, image_shape, augment_shift)
         out = model(xb, record=objective.needs_spikes)
         counts = out.counts
@@ -221,12 +229,19 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             lr = optimizer.param_groups[0]["lr"]
-            raise DivergenceError(
-                f"the loss became {loss_value} at sample {start}: training diverged. The last "
-                f"good checkpoint is kept; lower --lr (now {lr:.3g}) and start again")
+            raise DivergenceError(f"the loss became {loss_value} at sample {start}: training "
+                                  f"diverged at a learning rate of {lr:.3g}; lower --lr and "
+                                  f"train again")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        # Exploding weights need not show in the loss: a NaN membrane never spikes, and
+        # cross-entropy on zero spike counts is a finite ln(classes), forever.
+        if not _finite_parameters(model):
+            lr = optimizer.param_groups[0]["lr"]
+            raise DivergenceError(f"the weights became NaN or infinite at sample {start} (the "
+                                  f"loss was {loss_value:.4g}): training diverged at a "
+                                  f"learning rate of {lr:.3g}; lower --lr and train again")
         if isinstance(model, SpikingNet):
             model.apply_masks_()
         if scheduler is not None:
@@ -238,6 +253,12 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
     return total_loss / len(x), correct / len(x)
+
+
+def _finite_parameters(model: Model) -> bool:
+    """Whether every parameter is finite (one reduction per tensor, one device sync)."""
+    peaks = [p.detach().abs().amax() for p in model.parameters() if p.numel()]
+    return not peaks or bool(torch.isfinite(torch.stack(peaks)).all())
 
 
 def keep_freed_memory() -> None:
@@ -341,24 +362,59 @@ def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
         raise CheckpointError(f"{path}: cannot be read ({type(e).__name__}: {e}); it is "
-                              f"corrupt or not a spikeforge checkpoint") from None
+                              f"corrupt or not a spikeforge checkpoint: train the run "
+                              f"again") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint (format "
-                              f"{state.get('format') if isinstance(state, dict) else None!r})")
+                              f"{found!r}{_written_by(state)}); this spikeforge "
+                              f"({__version__}) cannot continue or score it: use the version "
+                              f"that wrote it, or train the run again")
+    problems = [f"lacks {key!r}" for key in CHECKPOINT_KEYS if key not in state]
+    problems += [f"{key!r} is not a mapping" for key in ("config", "spec", "model")
+                 if key in state and not isinstance(state[key], dict)]
+    if problems:
+        raise CheckpointError(f"{path}: {', '.join(problems)}{_written_by(state)}; it is "
+                              f"damaged or was not written by spikeforge: train the run "
+                              f"again")
     return state
+
+
+def _written_by(state: Any) -> str:
+    """``", written by spikeforge X"`` when a checkpoint says which version wrote it."""
+    version = state.get("spikeforge") if isinstance(state, dict) else None
+    return f", written by spikeforge {version}" if version else ""
+
+
+def _stored_run(state: dict[str, Any], run_dir: str | os.PathLike
+                ) -> tuple[TrainConfig, NetworkSpec]:
+    """The config and spec a checkpoint stores. One written by another spikeforge version
+    may hold options this version lacks (or lacks ones it needs): say so, by name."""
+    source = f"{run_dir}/{CHECKPOINT}"
+    try:
+        return (TrainConfig.from_dict(state["config"], source=source),
+                NetworkSpec.from_dict(state["spec"]))
+    except SpikeforgeError as e:
+        writer = state.get("spikeforge")
+        fix = (f"it was written by spikeforge {writer} and this is {__version__}: use "
+               f"{writer} to continue or score it, or train the run again"
+               if writer not in (None, __version__) else "train the run again")
+        raise CheckpointError(f"{source}: its stored config or spec cannot be used here "
+                              f"({e}); {fix}") from None
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, NetworkSpec, Model,
                                                   dict[str, Any]]:
     """Config, spec, trained model (eval mode, CPU) and checkpoint of a run directory."""
     state = load_checkpoint(run_dir)
-    config = TrainConfig.from_dict(state["config"], source=f"{run_dir}/{CHECKPOINT}")
-    spec = NetworkSpec.from_dict(state["spec"])
+    config, spec = _stored_run(state, run_dir)
     model = build_model(config, spec)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"{run_dir}: weights do not fit the stored spec: {e}") from None
+        raise CheckpointError(f"{run_dir}/{CHECKPOINT}: its weights do not fit its stored spec "
+                              f"{spec.layer_sizes} ({e}); the checkpoint was edited or "
+                              f"damaged: train the run again") from None
     return config, spec, model.eval(), state
 
 
@@ -430,6 +486,10 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
     """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``); returns the
     metrics written to ``metrics.json``."""
     wall_start = time.perf_counter()
+    if config.dataset == "nmnist-sample":  # refuse before a run directory is made
+        raise ConfigError("dataset = 'nmnist-sample' has no training split: it is 200 real "
+                          "recordings for scoring. Train on nmnist-synth (or nmnist), then "
+                          "`spikeforge evaluate RUN --dataset nmnist-sample`")
     keep_freed_memory()
     dev = auto_device(device)
     state: dict[str, Any] | None = None
@@ -441,7 +501,7 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
             raise CheckpointError(f"{run_dir} already finished ({METRICS} exists); nothing to "
                                   f"resume. Use `spikeforge evaluate {run_dir}` to re-score it")
         state = load_checkpoint(run_dir)
-        config = TrainConfig.from_dict(state["config"], source=f"{run_dir}/{CHECKPOINT}")
+        config, _ = _stored_run(state, run_dir)
     else:
         run_dir = Path(run_dir or config.out or default_run_dir(config))
         _prepare_new_run_dir(run_dir, force)
@@ -453,8 +513,10 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         config, budget_search = choose_design(config, progress=progress, device=device)
     data = prepare_dataset(config, progress=progress)
     spec = config.network_spec(data.n_features, data.n_classes)
-    if state is not None and NetworkSpec.from_dict(state["spec"]) != spec:
-        raise CheckpointError(f"{run_dir}: the checkpoint's spec differs from its config's")
+    if state is not None and _stored_run(state, run_dir)[1] != spec:
+        raise CheckpointError(f"{run_dir}: the checkpoint's spec differs from the network its "
+                              f"config builds on {config.dataset}; the checkpoint was edited "
+                              f"or the data changed: train the run again (--force)")
     train_x, train_y, test_x, test_y = _tensors(data, dev)
 
     torch.manual_seed(config.seed)
@@ -468,9 +530,14 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
     train_seconds = 0.0
     first_epoch = 1
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{run_dir}/{CHECKPOINT}: its weights or optimiser state do "
+                                  f"not fit the network of its spec ({e}); the checkpoint was "
+                                  f"edited or damaged: train the run again (--force)") from None
         history = list(state["history"])
         train_seconds = float(state["train_seconds"])
         first_epoch = int(state["epoch"]) + 1
@@ -483,11 +550,17 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         with tqdm(total=batches_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
                   unit="batch", leave=False, disable=not progress, mininterval=0.5) as bar:
             start = time.perf_counter()
-            loss, train_acc = train_epoch(model, train_x, train_y, optimizer, scheduler,
-                                          config.batch_size, config.augment_shift,
-                                          data.image_shape, config.logit_scale, bar,
-                                          pruner, (epoch - 1) * batches_per_epoch,
-                                          make_objective(config))
+            try:
+                loss, train_acc = train_epoch(model, train_x, train_y, optimizer, scheduler,
+                                              config.batch_size, config.augment_shift,
+                                              data.image_shape, config.logit_scale, bar,
+                                              pruner, (epoch - 1) * batches_per_epoch,
+                                              make_objective(config))
+            except DivergenceError as e:  # nothing of this epoch is saved
+                kept = (f"the checkpoint of epoch {epoch - 1} is kept in {run_dir} (pass "
+                        f"--force or another --out to train again)" if epoch > 1
+                        else "no epoch had finished, so nothing was saved")
+                raise DivergenceError(f"epoch {epoch}: {e}; {kept}") from None
             seconds = time.perf_counter() - start
         train_seconds += seconds
         test = evaluate(model, test_x, test_y, config.eval_batch_size, readout(config))
@@ -551,16 +624,33 @@ def reported_accuracy(run_dir: str | os.PathLike) -> float | None:
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_dir: str | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Re-score a saved run on its test set (same dataset, same limit) from its checkpoint."""
-    config, _, model, _ = load_run(run_dir)
+                 progress: bool = True, dataset: str | None = None) -> dict[str, Any]:
+    """Re-score a saved run on its test set (same dataset, same limit) from its checkpoint,
+    or on the whole test split of ``dataset`` (its inputs must match the run's: e.g. the
+    real ``nmnist-sample`` recordings for a run trained on ``nmnist-synth``)."""
+    config, spec, model, _ = load_run(run_dir)
+    other = dataset is not None and dataset != config.dataset
+    if other and config.model == "conv" and IMAGE_SHAPES.get(dataset) != IMAGE_SHAPES[
+            config.dataset]:
+        raise ConfigError(f"--dataset {dataset}: its samples are not shaped like the run's "
+                          f"{config.dataset} images {IMAGE_SHAPES[config.dataset]}; score it "
+                          f"on a dataset with the same inputs")
+    if other:
+        try:  # only the test split is scored: read as little training data as possible
+            config = dataclasses.replace(config, dataset=dataset, limit_train=1, limit_test=None)
+        except ConfigError as e:
+            raise ConfigError(f"--dataset {dataset}: {e}") from None
     data = prepare_dataset(config, data_dir, progress=progress)
+    if config.model != "conv" and data.n_features != spec.layer_sizes[0]:
+        raise ConfigError(f"--dataset {dataset}: its samples have {data.n_features} inputs, the "
+                          f"run's network takes {spec.layer_sizes[0]}; score it on a dataset "
+                          f"with the same inputs")
     result = evaluate(model, torch.from_numpy(data.test_x), torch.from_numpy(data.test_y),
                       config.eval_batch_size, readout(config))
-    out: dict[str, Any] = {"test_accuracy": result.accuracy, "test_correct": result.correct,
-                           "n_test": result.n}
+    out: dict[str, Any] = {"dataset": data.name, "test_accuracy": result.accuracy,
+                           "test_correct": result.correct, "n_test": result.n}
     reported = reported_accuracy(run_dir)
-    if reported is not None:
+    if reported is not None and not other:
         out["reported_test_accuracy"] = reported
         out["matches_reported"] = reported == result.accuracy
     return out

@@ -21,8 +21,9 @@ import numpy as np
 from spikeforge.data.files import IDX_FILES, find_idx, resolve_data_dir, verified_content
 from spikeforge.data.idx import parse_idx
 from spikeforge.errors import DatasetError
+from spikeforge.events import EVENT_DATASETS
 
-DATASETS = ("mnist", "fashion-mnist", "digits", "iris")
+DATASETS = ("mnist", "fashion-mnist", "digits", "iris", *EVENT_DATASETS)
 
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
@@ -30,11 +31,19 @@ CLASS_NAMES = {
                       "Sneaker", "Bag", "Ankle boot"],
     "digits": [str(i) for i in range(10)],
     "iris": ["setosa", "versicolor", "virginica"],
+    **{name: [str(i) for i in range(10)] for name in EVENT_DATASETS},
 }
 
-#: Image shape of each dataset (``None``: not an image), known before loading it.
-IMAGE_SHAPES: dict[str, tuple[int, int] | None] = {
-    "mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "iris": None}
+#: Image shape of each dataset (``None``: not an image), known before loading it; event
+#: datasets are (polarity, height, width) spike maps.
+IMAGE_SHAPES: dict[str, tuple[int, ...] | None] = {
+    "mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "iris": None,
+    **{name: (2, 34, 34) for name in EVENT_DATASETS}}
+
+
+def is_event_dataset(name: str) -> bool:
+    """Whether ``name``'s samples are spike trains (event-camera data), not static images."""
+    return name in EVENT_DATASETS
 
 
 def downsample_images(x: np.ndarray, image_shape: tuple[int, ...] | None, k: int
@@ -67,9 +76,28 @@ def divisors(height: int, width: int) -> list[int]:
     return [k for k in range(1, min(height, width) + 1) if height % k == 0 and width % k == 0]
 
 
+def pool_spikes(x: np.ndarray, image_shape: tuple[int, ...], k: int
+                ) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Spatially pool spike-line input ``(n, T, C·H·W)`` over ``k x k`` blocks with a
+    logical OR (a pooled line spikes when any of its pixels does), keeping it 0/1; the
+    same as dividing the events' coordinates by ``k`` before binning."""
+    channels, height, width = image_shape
+    if not (isinstance(k, int) and k >= 1) or height % k or width % k:
+        raise DatasetError(f"downsample = {k!r} does not divide the {height}x{width} event "
+                           f"frames: use one of {', '.join(map(str, divisors(height, width)))}")
+    if k == 1:
+        return x, image_shape
+    n, steps = x.shape[:2]
+    blocks = x.reshape(n, steps, channels, height // k, k, width // k, k)
+    pooled = blocks.max(axis=(4, 6))
+    return (pooled.reshape(n, steps, channels * (height // k) * (width // k)),
+            (channels, height // k, width // k))
+
+
 @dataclass
 class Dataset:
-    """Train and test arrays: ``x`` float32 ``(n, features)`` in [0, 1], ``y`` int64."""
+    """Train and test arrays: ``x`` float32 ``(n, features)`` in [0, 1] for static data,
+    or uint8 spike lines ``(n, T, features)`` in {0, 1} for event data; ``y`` int64."""
 
     name: str
     train_x: np.ndarray
@@ -82,7 +110,12 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return int(self.train_x.shape[1])
+        return int(self.train_x.shape[-1])
+
+    @property
+    def is_events(self) -> bool:
+        """Spike-train samples ``(n, T, features)`` rather than static ones."""
+        return self.train_x.ndim == 3
 
     @property
     def n_classes(self) -> int:
@@ -99,8 +132,9 @@ class Dataset:
         (:func:`downsample_images`); ``k = 1`` returns this dataset."""
         if k == 1:
             return self
-        train_x, shape = downsample_images(self.train_x, self.image_shape, k)
-        test_x, _ = downsample_images(self.test_x, self.image_shape, k)
+        pool = pool_spikes if self.is_events else downsample_images
+        train_x, shape = pool(self.train_x, self.image_shape, k)
+        test_x, _ = pool(self.test_x, self.image_shape, k)
         return Dataset(self.name, train_x, self.train_y, test_x, self.test_y, shape,
                        self.class_names, self.files)
 
@@ -140,7 +174,9 @@ def _load_idx_dataset(name: str, data_dir: Path, download: bool, progress: bool)
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DatasetError(f"{name}: {split} images {images.shape} and labels "
-                               f"{labels.shape} do not match")
+                               f"{labels.shape} do not match (images must be (n, rows, "
+                               f"columns), labels (n,)): these are not the original files; "
+                               f"delete them and run `spikeforge data fetch {name}`")
     scale = np.float32(1 / 255)
     return Dataset(
         name,
@@ -172,10 +208,21 @@ def _load_sklearn_dataset(name: str) -> Dataset:
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool = True,
-                 progress: bool = True) -> Dataset:
-    """Load a dataset by name (one of :data:`DATASETS`), fetching IDX files if missing."""
+                 progress: bool = True, timesteps: int = 25, limit_train: int | None = None,
+                 limit_test: int | None = None) -> Dataset:
+    """Load a dataset by name (one of :data:`DATASETS`), fetching IDX files if missing.
+
+    Event datasets are binned into ``timesteps`` spike frames
+    (:func:`spikeforge.events.datasets.load_event_dataset`; the simulated N-MNIST is built
+    when missing) and read only as far as ``limit_train`` / ``limit_test`` need; static
+    datasets ignore the three and are limited by :meth:`Dataset.limit`."""
     if name not in DATASETS:
         raise DatasetError(f"dataset = {name!r} is unknown: choose one of {', '.join(DATASETS)}")
+    if is_event_dataset(name):
+        from spikeforge.events.datasets import load_event_dataset
+
+        return load_event_dataset(name, data_dir, timesteps, limit_train, limit_test, download,
+                                  progress)
     if name in IDX_FILES:
         return _load_idx_dataset(name, resolve_data_dir(data_dir), download, progress)
     return _load_sklearn_dataset(name)

@@ -7,6 +7,7 @@ uint32 sizes, then the data in row-major order. MNIST uses dtype ``0x08`` (uint8
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -44,12 +45,18 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise DatasetError(f"{name}: truncated IDX header ({len(data)} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_DTYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python integers: a corrupt header's sizes (up to 2^32 - 1 each) cannot overflow
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise DatasetError(f"{name}: IDX header says shape {shape} ({expected} bytes) but the "
                            f"file has {len(data)} bytes: it is truncated or corrupt; delete it "
                            f"and fetch it again with `spikeforge data fetch`")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    try:
+        array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    except ValueError:  # an empty array with absurd sizes beside its zero
+        raise DatasetError(f"{name}: IDX header says shape {shape}, which no array can have: "
+                           f"the file is corrupt; delete it and fetch it again with "
+                           f"`spikeforge data fetch`") from None
     return array.astype(dtype.newbyteorder("="))  # native byte order, writable copy
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.errors import SpecError, SpikeforgeError
+from spikeforge.io import replace_dir
 from spikeforge.spec import (
     DecodingSpec,
     DigitalSpec,
@@ -117,11 +118,23 @@ class Bundle:
         }
 
 
-def _require(d: dict[str, Any], key: str, where: str) -> Any:
+def _require(d: Any, key: str, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise BundleError(f"{where} must be a JSON object, not {d!r}; re-export the bundle "
+                          f"with `spikeforge export`")
     if key not in d:
         raise BundleError(f"{where}: missing key {key!r}; re-export the bundle with "
                           f"`spikeforge export`")
     return d[key]
+
+
+def _section(d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``d[key]``, which must be a JSON object (a spec.json section such as ``neuron``)."""
+    value = _require(d, key, where)
+    if not isinstance(value, dict):
+        raise BundleError(f"{where}: {key!r} must be a JSON object, not {value!r}; re-export "
+                          f"the bundle with `spikeforge export`")
+    return value
 
 
 def spec_from_json(d: dict[str, Any], where: str = "spec.json") -> NetworkSpec:
@@ -142,26 +155,26 @@ def spec_from_json(d: dict[str, Any], where: str = "spec.json") -> NetworkSpec:
     shapes = []
     for i, layer in enumerate(layers):
         shape = _require(layer, "shape", f"{where} layers[{i}]")
-        if not (isinstance(shape, list) and len(shape) == 2):
-            raise BundleError(f"{where}: layers[{i}].shape must be [out, in], not {shape!r}")
+        if not (isinstance(shape, list) and len(shape) == 2 and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)):
+            raise BundleError(f"{where}: layers[{i}].shape must be [out, in], two integers "
+                              f">= 1, not {shape!r}")
         shapes.append(shape)
     for i in range(1, len(shapes)):
         if shapes[i][1] != shapes[i - 1][0]:
             raise BundleError(f"{where}: layer shapes do not chain: layers[{i - 1}] has "
                               f"{shapes[i - 1][0]} outputs but layers[{i}] takes "
                               f"{shapes[i][1]} inputs")
-    digital = d.get("digital")
-    if target == "digital" and not digital:
-        raise BundleError(f"{where}: target 'digital' needs a 'digital' section")
+    digital = _section(d, "digital", where) if target == "digital" else None
     try:
         return NetworkSpec(
             layer_sizes=(shapes[0][1], *(s[0] for s in shapes)),
             timesteps=_require(d, "timesteps", where),
-            neuron=NeuronSpec(**_require(d, "neuron", where)),
-            encoding=EncodingSpec(**_require(d, "encoding", where)),
-            decoding=DecodingSpec(**_require(d, "decoding", where)),
+            neuron=NeuronSpec(**_section(d, "neuron", where)),
+            encoding=EncodingSpec(**_section(d, "encoding", where)),
+            decoding=DecodingSpec(**_section(d, "decoding", where)),
             bias=all(layer.get("bias") for layer in layers),
-            digital=None if target != "digital" else DigitalSpec(
+            digital=None if digital is None else DigitalSpec(
                 **{k: digital[k] for k in ("weight_bits", "input_bits", "decay_num",
                                            "decay_shift", "thresholds") if k in digital}),
         )
@@ -180,8 +193,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
                           f"`spikeforge export`?")
     try:
         d = json.loads(spec_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{spec_path}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise BundleError(f"{spec_path}: not valid JSON ({e}); export the bundle "
+                          f"again") from None
     if not isinstance(d, dict):
         raise BundleError(f"{spec_path}: must hold a JSON object")
     spec = spec_from_json(d, str(spec_path))
@@ -190,18 +204,23 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
-        raise BundleError(f"{folder}: weights.npz is missing") from None
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{npz_path}: cannot be read ({e})") from None
+        raise BundleError(f"{folder}: weights.npz is missing; export the bundle "
+                          f"again") from None
+    except Exception as e:  # noqa: BLE001 - a damaged zip or array header raises many types
+        raise BundleError(f"{npz_path}: cannot be read ({e}); it is damaged: export the "
+                          f"bundle again") from None
     weights, biases, names = [], [], []
+    named = set()
     for i, layer in enumerate(d["layers"]):
         where = f"{spec_path} layers[{i}]"
-        w = _array(arrays, _require(layer, "weights", where), tuple(layer["shape"]), npz_path)
+        w_key = _require(layer, "weights", where)
+        w = _array(arrays, w_key, tuple(layer["shape"]), npz_path)
         b_key = layer.get("bias")
         b = None if not b_key else _array(arrays, b_key, (layer["shape"][0],), npz_path)
-        for key, a in ((layer["weights"], w), (b_key, b)):
+        for key, a in ((w_key, w), (b_key, b)):
             if a is not None:
                 _check_values(a, key, spec, npz_path)
+                named.add(key)
         weights.append(w)
         biases.append(b)
         names.append(str(layer.get("name", f"layer{i + 1}")))
@@ -211,18 +230,68 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if spec.digital is not None:
         info["digital"] = {k: v for k, v in d["digital"].items() if k not in (
             "weight_bits", "input_bits", "decay_num", "decay_shift", "thresholds")}
-    named = {key for layer in d["layers"] for key in (layer["weights"], layer.get("bias"))}
     extra = {k: a for k, a in arrays.items() if k not in named}
     for key, a in extra.items():
         if np.issubdtype(a.dtype, np.number) and not np.isfinite(a).all():
             raise BundleError(f"{npz_path}: {key!r} holds NaN or infinite values; export the "
                               f"bundle again")
-    return Bundle(spec, d["target"], weights, biases, names, info, extra)
+    bundle = Bundle(spec, d["target"], weights, biases, names, info, extra)
+    if spec.digital is None and d.get("analog") is not None:
+        _check_parts(bundle, spec_path, npz_path)
+    return bundle
 
 
-def _array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...],
+def _check_parts(bundle: Bundle, spec_path: Path, npz_path: Path) -> None:
+    """An analog bundle's circuit must rebuild, with one resistor array per weight array
+    and every part a value of its series: resistors the builder cannot buy are refused
+    here, not discovered at the soldering iron."""
+    from spikeforge.hardware.components import nearest_in_series
+
+    section = bundle.info.get("analog")
+    if not isinstance(section, dict):
+        raise BundleError(f"{spec_path}: 'analog' must be an object holding the circuit "
+                          f"('circuit'); re-export the bundle with `spikeforge export "
+                          f"--target analog`")
+    if not section.get("circuit"):
+        return  # weights only: nothing to build from
+    try:
+        circuit = bundle.circuit()
+    except SpikeforgeError as e:  # AnalogError, or an unknown series in its options
+        raise BundleError(f"{spec_path}: {e}") from None
+    if len(circuit.layers) != len(bundle.weights):
+        raise BundleError(f"{spec_path}: analog.circuit has {len(circuit.layers)} layers but "
+                          f"'layers' has {len(bundle.weights)}; re-export the bundle")
+    o = circuit.options
+    for layer, w, b in zip(circuit.layers, bundle.weights, bundle.biases, strict=True):
+        for kind, ohms, values in (("weight", layer.resistance, w),
+                                   ("bias", layer.bias_resistance, b)):
+            key = f"{layer.name}.{kind}_ohms"
+            if ohms is None and values is None:
+                continue
+            if ohms is None or values is None or ohms.shape != values.shape:
+                raise BundleError(f"{npz_path}: {key!r} must hold one resistor per {kind} of "
+                                  f"layer {layer.name} (shape "
+                                  f"{None if values is None else values.shape}), not "
+                                  f"{None if ohms is None else ohms.shape}; re-export the "
+                                  f"bundle")
+            parts = ohms[ohms > 0]  # 0: no part
+            if not parts.size:
+                continue
+            off = ((parts < o.r_min * (1 - 1e-9)) | (parts > o.r_max * (1 + 1e-9))
+                   | ~np.isclose(nearest_in_series(parts, o.series), parts, rtol=1e-9,
+                                 atol=0))
+            if off.any():
+                raise BundleError(
+                    f"{npz_path}: {key!r} holds {int(off.sum())} resistor(s) that are not "
+                    f"{o.series} values in {o.r_min:g}..{o.r_max:g} Ω (e.g. "
+                    f"{float(parts[off][0]):g} Ω): no part builds them. Re-export the bundle "
+                    f"with `spikeforge export --target analog` (--series, --r-range choose "
+                    f"the parts)")
+
+
+def _array(arrays: dict[str, np.ndarray], key: Any, shape: tuple[int, ...],
            npz_path: Path) -> np.ndarray:
-    if key not in arrays:
+    if not isinstance(key, str) or key not in arrays:
         raise BundleError(f"{npz_path}: no array {key!r} (spec.json names it)")
     a = arrays[key]
     if a.shape != shape:
@@ -283,14 +352,7 @@ def write_bundle(bundle: Bundle, out: str | os.PathLike, readme: str, nir_graph:
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
         os.chmod(tmp, 0o777 & ~_umask())
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)  # the old bundle or the new one, whole, at every moment
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

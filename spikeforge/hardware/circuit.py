@@ -268,27 +268,62 @@ class AnalogCircuit:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], arrays: dict[str, np.ndarray]) -> AnalogCircuit:
-        """Rebuild from spec.json's ``analog.circuit`` and weights.npz."""
-        try:
-            layers = []
-            for entry in d["layers"]:
-                signed = np.asarray(arrays[entry["resistance"]], np.float64)
-                bias_key = entry.get("bias_resistance")
-                bias = None if not bias_key else np.asarray(arrays[bias_key], np.float64)
-                layers.append(AnalogLayer(
-                    entry["name"], np.abs(signed), np.sign(signed).astype(np.int8),
-                    None if bias is None else np.abs(bias),
-                    None if bias is None else np.sign(bias).astype(np.int8),
-                    float(entry["r_unit"]), float(entry["v_unit"]),
-                    float(entry["v_threshold"]),
-                    (float(entry["divider"]["r_top"]), float(entry["divider"]["r_bottom"])),
-                    float(entry.get("input_scale", 1.0)), float(entry["v_ref"])))
-            return cls(CircuitOptions.from_dict(d["options"]), float(d["r_m"]),
-                       float(d["c_m"]), float(d["dt"]), float(d["decay"]),
-                       float(d["threshold"]), layers, dict(d.get("report", {})))
-        except KeyError as e:
-            raise AnalogError(f"analog circuit section is missing {e.args[0]!r}; re-export "
-                              f"the bundle with `spikeforge export --target analog`") from None
+        """Rebuild from spec.json's ``analog.circuit`` and weights.npz. A bundle is outside
+        data (edited by hand, damaged in a copy): :class:`AnalogError` names the missing or
+        impossible value."""
+        fix = "re-export the bundle with `spikeforge export --target analog`"
+
+        def get(obj: Any, key: str, where: str) -> Any:
+            if not isinstance(obj, dict) or key not in obj:
+                raise AnalogError(f"{where} is missing {key!r}; {fix}")
+            return obj[key]
+
+        def number(obj: Any, key: str, where: str, upper: float = math.inf) -> float:
+            value = get(obj, key, where)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and 0 < value <= upper and math.isfinite(value)):
+                limit = "" if upper == math.inf else f" and <= {upper:g}"
+                raise AnalogError(f"{where}.{key} = {value!r} is not allowed: it must be a "
+                                  f"finite number > 0{limit}; {fix}")
+            return float(value)
+
+        def ohms(key: Any, where: str) -> np.ndarray:
+            if not isinstance(key, str) or key not in arrays:
+                raise AnalogError(f"{where}: weights.npz has no resistor array {key!r}; {fix}")
+            if arrays[key].dtype.kind not in "iuf":
+                raise AnalogError(f"{where}: {key!r} must hold resistances in ohms, not "
+                                  f"{arrays[key].dtype}; {fix}")
+            return np.asarray(arrays[key], np.float64)
+
+        where = "analog.circuit"
+        entries = get(d, "layers", where)
+        if not isinstance(entries, list):
+            raise AnalogError(f"{where}.layers must be a list of layers; {fix}")
+        layers = []
+        for i, entry in enumerate(entries):
+            at = f"{where}.layers[{i}]"
+            signed = ohms(get(entry, "resistance", at), at)
+            bias_key = entry.get("bias_resistance")
+            bias = None if not bias_key else ohms(bias_key, at)
+            divider = get(entry, "divider", at)
+            layers.append(AnalogLayer(
+                str(get(entry, "name", at)), np.abs(signed), np.sign(signed).astype(np.int8),
+                None if bias is None else np.abs(bias),
+                None if bias is None else np.sign(bias).astype(np.int8),
+                number(entry, "r_unit", at), number(entry, "v_unit", at),
+                number(entry, "v_threshold", at),
+                (number(divider, "r_top", f"{at}.divider"),
+                 number(divider, "r_bottom", f"{at}.divider")),
+                number(entry, "input_scale", at) if "input_scale" in entry else 1.0,
+                number(entry, "v_ref", at)))
+        options = get(d, "options", where)
+        if not isinstance(options, dict):
+            raise AnalogError(f"{where}.options must be an object of analog options; {fix}")
+        report = d.get("report", {})
+        return cls(CircuitOptions.from_dict(options), number(d, "r_m", where),
+                   number(d, "c_m", where), number(d, "dt", where),
+                   number(d, "decay", where, upper=1.0), number(d, "threshold", where),
+                   layers, dict(report) if isinstance(report, dict) else {})
 
 
 # ------------------------------------------------------------------------ design rules

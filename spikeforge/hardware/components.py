@@ -157,6 +157,9 @@ def parse_value(text: str | float) -> float:
     """Inverse of :func:`format_value` for user input: '10k', '4.7M', '100n', '1e4'."""
     if isinstance(text, (int, float)):
         return float(text)
+    if not isinstance(text, str):
+        raise SpikeforgeError(f"cannot read the component value {text!r}: write e.g. 10k, "
+                              f"4.7M, 100n or 1e4")
     s = text.strip().rstrip("ΩFVsHz").replace("Ω", "").replace("ohm", "")
     factors = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3, "k": 1e3, "K": 1e3,
                "M": 1e6, "G": 1e9}

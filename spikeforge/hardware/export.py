@@ -28,7 +28,7 @@ from spikeforge.hardware.circuit import (
     placement_rows,
 )
 from spikeforge.hardware.quantize import to_digital
-from spikeforge.hardware.simulate import monte_carlo, run_board, run_twin, score
+from spikeforge.hardware.simulate import monte_carlo, run_board, run_twin, score, twin_inputs
 from spikeforge.spec import NetworkSpec
 
 
@@ -48,7 +48,7 @@ def check_buildable(config: TrainConfig, target: str) -> None:
                               f"this run was trained (loss = ce_membrane) and scored on the "
                               f"accumulated membrane, which no target reads out. Retrain with "
                               f"--loss ce_count (or mse_rate) to export it")
-    if config.encoding != "constant_current":
+    if config.encoding not in ("constant_current", "events"):
         raise SpikeforgeError(f"the {target} target feeds its inputs as constant currents; this "
                               f"run trained on {config.encoding} input, which needs a spike "
                               f"generator per input line that spikeforge does not build. "
@@ -113,11 +113,15 @@ def bundle_dataset(bundle: Bundle, dataset: str | None = None, data_dir: str | N
                    limit: int | None = None, progress: bool = False) -> Dataset:
     """The test data a bundle runs on: its training dataset (or ``dataset``) through the
     same input front-end (``downsample``) as in training, first ``limit`` test samples."""
+    if limit is not None and limit < 1:  # a negative slice would quietly drop samples
+        raise SpikeforgeError(f"limit = {limit}: score at least 1 test sample (--limit / "
+                              f"--inputs N with N >= 1), or leave it out for all")
     trained = bundle.info.get("trained", {})
     name = dataset or bundle.info.get("accuracy", {}).get("dataset") or \
         trained.get("dataset", "mnist")
-    # a bundle is scored on test samples only: no training set to pool
-    data = load_dataset(name, data_dir, progress=progress).limit(0, limit)
+    # a bundle is scored on test samples only: no training set to pool (or to bin)
+    data = load_dataset(name, data_dir, progress=progress, timesteps=bundle.spec.timesteps,
+                        limit_train=0, limit_test=limit).limit(0, limit)
     data = data.downsample(int(trained.get("downsample") or 1))
     if data.n_features != bundle.spec.layer_sizes[0]:
         raise SpikeforgeError(f"{name} has {data.n_features} input features but the bundle's "
@@ -130,7 +134,8 @@ def score_bundle(bundle: Bundle, dataset: str | None = None, data_dir: str | Non
                  limit: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Twin accuracy of exactly these weights on a dataset's test split."""
     data = bundle_dataset(bundle, dataset, data_dir, limit, progress)
-    result = run_twin(bundle.spec, bundle.weights, bundle.biases, data.test_x)
+    result = run_twin(bundle.spec, bundle.weights, bundle.biases,
+                      twin_inputs(bundle.spec, data.test_x))
     return {"dataset": data.name, "split": "test", **score(result, data.test_y)}
 
 
@@ -185,6 +190,10 @@ def export(run_dir: str | os.PathLike, out: str | os.PathLike, target: str,
                                             circuit_options)
     bundle.info["accuracy"] = score_bundle(bundle, config.dataset, data_dir or config.data_dir,
                                            config.limit_test)
+    if config.encoding == "events":
+        from spikeforge.events.datasets import event_input_info
+
+        bundle.info["input"] = event_input_info(config.timesteps, config.downsample)
     bundle.info["parts"] = part_counts(bundle)
     files = {}
     if target == "analog":
@@ -291,6 +300,13 @@ def render_readme(bundle: Bundle, notes: list[str]) -> str:
                          "for all T clocks.")
     else:
         lines.append("Each input line carries a spike (0/1) per clock.")
+        event_input = bundle.info.get("input", {})
+        if event_input.get("kind") == "events":
+            lines += ["", f"Event-camera input: {event_input['sensor']}; "
+                          f"{event_input['lines']} spike lines, line index "
+                          f"`{event_input['line_index']}`.",
+                      f"One clock per {event_input['clock_us']:.6g} µs of recording "
+                      f"({event_input['window_us']} µs in all): {event_input['rule']}."]
     lines += [
         "",
         "## Output decoding",

@@ -114,15 +114,22 @@ def differences(bundle: Bundle) -> list[str]:
     return out
 
 
-def _held_inputs(bundle: Bundle, x: np.ndarray) -> Any:
+def _step_inputs(bundle: Bundle, x: np.ndarray) -> list[Any]:
+    """The input of every time step for a batch of samples: the held current
+    ``scale · x`` each step, or step ``t`` of event samples ``(n, T, features)``."""
     import torch
 
-    return torch.as_tensor(np.asarray(x, np.float32) * bundle.spec.encoding.scale)
+    if bundle.spec.encoding.type == "spikes":
+        spikes = torch.as_tensor(np.asarray(x, np.float32))
+        return [spikes[:, t] for t in range(bundle.spec.timesteps)]
+    held = torch.as_tensor(np.asarray(x, np.float32) * bundle.spec.encoding.scale)
+    return [held] * bundle.spec.timesteps
 
 
 def run_snntorch(graph: Any, bundle: Bundle, x: np.ndarray, batch_size: int = 500
                  ) -> np.ndarray:
-    """Output spike counts of ``snntorch.import_from_nir(graph)`` on inputs ``x``."""
+    """Output spike counts of ``snntorch.import_from_nir(graph)`` on inputs ``x``
+    (``(n, features)`` held, or event samples ``(n, T, features)``)."""
     import contextlib
     import io
 
@@ -137,12 +144,11 @@ def run_snntorch(graph: Any, bundle: Bundle, x: np.ndarray, batch_size: int = 50
     counts = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            held = _held_inputs(bundle, x[start:start + batch_size])
             for m in leaky:
                 m.mem = torch.zeros(())
             total = 0
-            for _ in range(bundle.spec.timesteps):
-                out, _ = net(held)
+            for s_t in _step_inputs(bundle, x[start:start + batch_size]):
+                out, _ = net(s_t)
                 total = total + out
             counts.append(total.numpy())
     return np.concatenate(counts)
@@ -161,11 +167,10 @@ def run_norse(graph: Any, bundle: Bundle, x: np.ndarray, batch_size: int = 500) 
     counts = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            held = _held_inputs(bundle, x[start:start + batch_size])
             state = None
             total = 0
-            for _ in range(bundle.spec.timesteps):
-                out, state = net(held, state)
+            for s_t in _step_inputs(bundle, x[start:start + batch_size]):
+                out, state = net(s_t, state)
                 total = total + out
             counts.append(total.numpy())
     return np.concatenate(counts)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from spikeforge.errors import SpikeforgeError
+from spikeforge.errors import SpecError, SpikeforgeError
 from spikeforge.hardware.components import layer_levels, snap_magnitudes_torch
 from spikeforge.spec import DigitalSpec, NetworkSpec
 
@@ -66,6 +66,10 @@ def to_digital(spec: NetworkSpec, weights: Sequence[np.ndarray],
                biases: Sequence[np.ndarray | None], weight_bits: int = 8, decay_shift: int = 8,
                input_bits: int = 8) -> QuantizedNetwork:
     """Quantise float weights and constants for the digital target (module docstring)."""
+    try:  # the target's limits, checked before any arithmetic depends on them
+        DigitalSpec(weight_bits, input_bits, 1, decay_shift)
+    except SpecError as e:
+        raise SpecError(f"{e} (set by --bits and --decay-shift)") from None
     decay_num = round(spec.neuron.decay * 2**decay_shift)
     if decay_num < 1:
         raise SpikeforgeError(f"decay {spec.neuron.decay} rounds to 0 with decay_shift "

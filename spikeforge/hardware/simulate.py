@@ -39,6 +39,15 @@ class TwinResult:
         return decode(self.counts)
 
 
+def twin_inputs(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
+    """A dataset's samples in the twin's layout: static samples ``(n, features)`` as they
+    are; event samples ``(n, T, features)`` (one block per sample, as datasets keep them)
+    as boolean spike lines ``(T, n, features)``."""
+    if spec.encoding.type == "spikes" and np.ndim(x) == 3:
+        return np.ascontiguousarray(np.asarray(x).transpose(1, 0, 2)) != 0
+    return x
+
+
 def encode_inputs(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
     """``s_0`` as the hardware receives it: a held current ``scale · x`` (float), the
     integer code ``round(x · (2^input_bits - 1))`` (digital), or boolean spike lines."""

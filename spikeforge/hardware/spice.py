@@ -961,8 +961,11 @@ def spice_bundle(path: str | os.PathLike, n_inputs: int = 20, dataset: str | Non
         raise SpiceError("--inputs must be at least 1")
     bundle = load_bundle(path)
     data = bundle_dataset(bundle, dataset, data_dir, limit=n_inputs)
+    from spikeforge.hardware.simulate import twin_inputs
+
     spike_input = bundle.spec.encoding.type == "spikes"
-    x = data.test_x[:, :n_inputs] if spike_input else data.test_x[:n_inputs]
+    x = twin_inputs(bundle.spec, data.test_x[:n_inputs])
+    x = x[:, :n_inputs] if spike_input else x
     labels = np.asarray(data.test_y[:n_inputs])
     report = spice_check(bundle, None, x, labels, against, options, workdir)
     return {"bundle": str(path), "dataset": data.name, **report}

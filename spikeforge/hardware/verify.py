@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikeforge.errors import SpikeforgeError
 from spikeforge.hardware.bundle import Bundle, load_bundle
-from spikeforge.hardware.simulate import encode_inputs, run_twin, score
+from spikeforge.hardware.simulate import encode_inputs, run_twin, score, twin_inputs
 from spikeforge.spec import decode, reference_forward
 
 
@@ -39,13 +40,16 @@ def torch_spikes(bundle: Bundle, x: np.ndarray, batch_size: int = 2000) -> list[
                     layer.bias.copy_(torch.from_numpy(b))
             for start in range(0, len(x), batch_size):
                 xb = torch.from_numpy(np.asarray(x[start:start + batch_size], np.float64))
+                if xb.dim() == 3:  # event samples (n, T, features) -> spikes (T, n, features)
+                    xb = xb.transpose(0, 1)
                 per_batch.append([s.bool().numpy() for s in model(xb, record=True).spikes])
         else:
             weights = [torch.from_numpy(w.astype(np.float64)) for w in bundle.weights]
             biases = [None if b is None else torch.from_numpy(b.astype(np.float64))
                       for b in bundle.biases]
             for start in range(0, len(x), batch_size):
-                codes = torch.from_numpy(encode_inputs(spec, x[start:start + batch_size]))
+                codes = torch.from_numpy(np.asarray(encode_inputs(  # spikes: 0/1 as numbers
+                    spec, twin_inputs(spec, x[start:start + batch_size])), np.float64))
                 steps = reference_forward(weights, biases, codes, spec)
                 per_batch.append([torch.stack(layer).numpy() for layer in steps])
     return [np.concatenate([b[i] for b in per_batch], axis=1) for i in range(len(bundle.weights))]
@@ -56,11 +60,15 @@ def verify(path: str | os.PathLike, n_inputs: int | None = None, nir_inputs: int
     """Run all checks on a bundle folder; returns a report (``ok`` is the verdict)."""
     from spikeforge.hardware.export import bundle_dataset
 
+    if nir_inputs < 1:
+        raise SpikeforgeError(f"--nir-inputs {nir_inputs}: compare at least 1 input through "
+                              f"the NIR imports")
     bundle = load_bundle(path)
     data = bundle_dataset(bundle, data_dir=data_dir, limit=n_inputs)
     dataset = data.name
     x = data.test_x
-    twin = run_twin(bundle.spec, bundle.weights, bundle.biases, x, record=True)
+    twin = run_twin(bundle.spec, bundle.weights, bundle.biases, twin_inputs(bundle.spec, x),
+                    record=True)
     reference = torch_spikes(bundle, x)
     same = np.ones(len(x), dtype=bool)
     layers = []

@@ -160,6 +160,12 @@ def default_epochs(dataset: str, table: dict[str, int], settings: BaselineSettin
     return epochs
 
 
+def default_lr(optimizer: str, dataset: str) -> float:
+    """The learning rate a backprop baseline uses when none is given: 0.05 for SGD with
+    momentum; for Adam 1e-2 on Iris (a few dozen steps an epoch) and 3e-3 elsewhere."""
+    return 0.05 if optimizer == "sgd" else (1e-2 if dataset == "iris" else 3e-3)
+
+
 def make_optimizer(params: Any, name: str, lr: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -212,7 +218,7 @@ def _train_mlp(data: Dataset, settings: BaselineSettings, method: str, activatio
     data = limited(data, settings)
     epochs = default_epochs(data.name, ANN_EPOCHS, settings)
     if lr is None:
-        lr = 0.05 if optimizer == "sgd" else (1e-2 if data.name == "iris" else 3e-3)
+        lr = default_lr(optimizer, data.name)
     fit_data, held_out = validation_split(data)
     train_x, train_y = as_tensors(fit_data.train_x, fit_data.train_y)
     val_x, val_y = as_tensors(fit_data.test_x, fit_data.test_y)

@@ -47,6 +47,7 @@ from spikeforge.baselines.ann import (
     as_tensors,
     class_histogram,
     default_epochs,
+    default_lr,
     make_optimizer,
     predict_classes,
     score,
@@ -173,7 +174,7 @@ def _train_reinforce(data: Dataset, settings: BaselineSettings, hidden: tuple[in
     data = limited(data, settings)
     epochs = default_epochs(data.name, REINFORCE_EPOCHS, settings)
     if lr is None:
-        lr = 0.05 if optimizer == "sgd" else (1e-2 if data.name == "iris" else 3e-3)
+        lr = default_lr(optimizer, data.name)
     fit_data, held_out = validation_split(data)
     train_x, train_y = as_tensors(fit_data.train_x, fit_data.train_y)
     val_x, val_y = as_tensors(fit_data.test_x, fit_data.test_y)

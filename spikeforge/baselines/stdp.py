@@ -520,6 +520,35 @@ def _choose(candidates: Sequence[float], run: Callable[[float], dict[str, Any]]
     return lr, best, trials
 
 
+def _fit_chosen(cfg: Any, held_out: bool, run: Callable[[float], dict[str, Any]]
+                ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """Train with each of ``cfg.lr_candidates`` (only when a validation split was held out;
+    else ``cfg.learning_rate`` alone) and keep the best (:func:`_choose`). Returns the config
+    with the chosen rate, that run's result and every candidate's trial record."""
+    candidates = cfg.lr_candidates if (cfg.lr_candidates and held_out) else (cfg.learning_rate,)
+    lr, result, trials = _choose(candidates, run)
+    return replace(cfg, learning_rate=lr), result, trials
+
+
+def _test_rng(seed: int) -> np.random.Generator:
+    """The generator of the test set's Poisson draws: a stream of its own, so that scoring
+    does not depend on how many draws training took."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])
+
+
+def _selection_notes(trials: list[dict[str, Any]], result: dict[str, Any], n_validation: int,
+                     held_out: bool) -> list[str]:
+    """What was chosen on the validation split: the learning rate and the epoch kept."""
+    notes = []
+    if len(trials) > 1:
+        notes.append("learning rate chosen on the validation split: " + ", ".join(
+            f"{t['learning_rate']:g} -> {t['val_accuracy']:.2%}" for t in trials))
+    if held_out:
+        notes.append(f"weights of epoch {result['best'].epoch} (best of {n_validation} "
+                     f"held-out validation samples, {result['best'].accuracy:.2%})")
+    return notes
+
+
 def train_r_stdp(data: Dataset, settings: BaselineSettings, config: RSTDPConfig | None = None
                  ) -> BaselineResult:
     """Method ``r-stdp``: reward-modulated STDP on the contract's LIF neurons (equations in
@@ -557,13 +586,12 @@ def _train_r_stdp(data: Dataset, settings: BaselineSettings, config: RSTDPConfig
         return _r_stdp_run(fit, p_fit, p_val, replace(cfg, learning_rate=lr), epochs,
                            settings.seed, settings, f"r-stdp on {data.name} (lr {lr:g})")
 
-    candidates = cfg.lr_candidates if (cfg.lr_candidates and held_out) else (cfg.learning_rate,)
-    lr, result, trials = _choose(candidates, run)
-    cfg = replace(cfg, learning_rate=lr)
+    cfg, result, trials = _fit_chosen(cfg, held_out, run)
+    lr = cfg.learning_rate
     seconds = time.perf_counter() - start
 
     net = _RSTDPNet(result["best"].weights, cfg)
-    test_rng = np.random.default_rng(np.random.SeedSequence(settings.seed).spawn(5)[4])
+    test_rng = _test_rng(settings.seed)
     p_test = np.clip(input_intensities(data.test_x, cfg.n_fields) * cfg.gain, 0.0, 1.0)
     predictions = net.counts(p_test, test_rng).argmax(1)
     sizes = "-".join(map(str, (p_fit.shape[1], *cfg.hidden, data.n_classes)))
@@ -575,13 +603,7 @@ def _train_r_stdp(data: Dataset, settings: BaselineSettings, config: RSTDPConfig
              f"rate {cfg.baseline_rate:g}, WTA inhibition {cfg.inhibition:g}, batch {cfg.batch}",
              "output layer has lateral (winner-take-all) inhibition: not part of the feed-"
              "forward hardware contract"]
-    if len(trials) > 1:
-        notes.append("learning rate chosen on the validation split: " + ", ".join(
-            f"{t['learning_rate']:g} -> {t['val_accuracy']:.2%}" for t in trials))
-    if held_out:
-        notes.append(f"weights of epoch {result['best'].epoch} (best of "
-                     f"{len(fit.test_y)} held-out validation samples, "
-                     f"{result['best'].accuracy:.2%})")
+    notes += _selection_notes(trials, result, len(fit.test_y), held_out)
     diagnostics: dict[str, Any] = {
         **result["chunks"], "reward_summary": result["totals"],
         "class_histogram_unit": (f"training chunk of {cfg.histogram_chunk} samples"
@@ -837,13 +859,12 @@ def _train_bp_stdp(data: Dataset, settings: BaselineSettings, config: BPSTDPConf
         return _bp_stdp_run(fit, x_fit, x_val, replace(cfg, learning_rate=lr), epochs,
                             settings.seed, settings, f"bp-stdp on {data.name} (lr {lr:g})")
 
-    candidates = cfg.lr_candidates if (cfg.lr_candidates and held_out) else (cfg.learning_rate,)
-    lr, result, trials = _choose(candidates, run)
-    cfg = replace(cfg, learning_rate=lr)
+    cfg, result, trials = _fit_chosen(cfg, held_out, run)
+    lr = cfg.learning_rate
     seconds = time.perf_counter() - start
 
     net = _BPNet(result["best"].weights, cfg)
-    test_rng = np.random.default_rng(np.random.SeedSequence(settings.seed).spawn(5)[4])
+    test_rng = _test_rng(settings.seed)
     predictions = net.counts(input_intensities(data.test_x, cfg.n_fields), test_rng).argmax(1)
     sizes = "-".join(map(str, (x_fit.shape[1], *cfg.hidden, data.n_classes)))
     notes = [f"BP-STDP {sizes}, LIF decay {cfg.decay:g} (1 = the paper's IF) threshold "
@@ -853,13 +874,7 @@ def _train_bp_stdp(data: Dataset, settings: BaselineSettings, config: BPSTDPConf
              + (f" on {cfg.n_fields} Gaussian fields per feature" if cfg.n_fields else ""),
              f"lr {lr:g} x {cfg.lr_decay:g}^(epoch-1), batch {cfg.batch} (per-window updates "
              f"averaged over the batch), init scale {cfg.init_scale:g}"]
-    if len(trials) > 1:
-        notes.append("learning rate chosen on the validation split: " + ", ".join(
-            f"{t['learning_rate']:g} -> {t['val_accuracy']:.2%}" for t in trials))
-    if held_out:
-        notes.append(f"weights of epoch {result['best'].epoch} (best of "
-                     f"{len(fit.test_y)} held-out validation samples, "
-                     f"{result['best'].accuracy:.2%})")
+    notes += _selection_notes(trials, result, len(fit.test_y), held_out)
     diagnostics = {"best_epoch": result["best"].epoch, "lr_trials": trials,
                    "config": asdict(cfg), "n_train": len(fit.train_y),
                    "n_validation": len(fit.test_y) if held_out else 0,

@@ -96,6 +96,13 @@ def test_synth_shards_are_reproducible_and_checked(small_synth):
     recs = event_data.load_synth_recordings("test", small_synth, seed=3, limit=50,
                                             progress=False)
     assert len(recs) == 50 and np.array_equal(recs.sample_ids, np.arange(1, 51))
+    # the shards read, and only those, are recorded with their md5s
+    assert recs.info["files"] == {f"nmnist-synth/seed-3/test-00{k}.npz":
+                                  manifest["shards"][f"test-00{k}"]["md5"] for k in (0, 1)}
+    # no recordings asked for: no shard is read or built (a bundle's scoring asks for none)
+    empty = event_data.load_synth_recordings("train", small_synth, seed=3, limit=0,
+                                             progress=False)
+    assert len(empty) == 0 and not list(folder.glob("train-*"))
     mnist = load_dataset("mnist", small_synth, progress=False)
     assert np.array_equal(recs.labels, mnist.test_y[:50])
     # a damaged shard is refused by name, with the fix

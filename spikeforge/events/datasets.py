@@ -192,14 +192,17 @@ def load_synth_recordings(split: str, data_dir: str | os.PathLike | None = None,
                           seed: int = 0, limit: int | None = None, build: bool = True,
                           progress: bool = True, verify: bool = True) -> EventRecordings:
     """The simulated split (training: without the real sample's 200 images), first ``limit``
-    recordings; missing shards are built when ``build``, else a :class:`DatasetError`."""
+    recordings; missing shards are built when ``build``, else a :class:`DatasetError`.
+    ``info["files"]`` holds the md5 of each shard read (none for ``limit = 0``)."""
     from spikeforge.events.reader import load_event_npz
     from spikeforge.events.simulator import SimulatorParams
 
     skip = REAL_SAMPLE_IMAGES if split == "train" else 0
     total = (60_000 if split == "train" else 10_000) - skip
     count = total if limit is None else min(limit, total)
-    needed = max(1, math.ceil((skip + count) / SHARD_SIZE))
+    if count == 0:  # e.g. scoring a bundle: no training shard needs reading (or building)
+        return EventRecordings.from_list([], np.zeros(0, np.int64), np.zeros(0, np.int64))
+    needed = math.ceil((skip + count) / SHARD_SIZE)
     folder = synth_folder(data_dir, seed)
     manifest = _read_manifest(folder, seed, SimulatorParams(), False)
     names = [f"{split}-{k:03d}" for k in range(needed)]
@@ -216,8 +219,10 @@ def load_synth_recordings(split: str, data_dir: str | os.PathLike | None = None,
             raise DatasetError(f"{path}: missing or corrupt (md5 differs from {MANIFEST}); "
                                f"rebuild it with `spikeforge data synth-nmnist`")
         parts.append(load_event_npz(path))
-    recs = concat_recordings(parts)
-    return recs.subset(slice(skip, skip + count))
+    recs = concat_recordings(parts).subset(slice(skip, skip + count))
+    recs.info["files"] = {f"nmnist-synth/seed-{seed}/{name}.npz": manifest["shards"][name]["md5"]
+                          for name in names}
+    return recs
 
 
 # ---------------------------------------------------------------- real recordings
@@ -284,10 +289,7 @@ def load_event_dataset(name: str, data_dir: str | os.PathLike | None = None,
     if name == "nmnist-synth":
         train = load_synth_recordings("train", data_dir, seed, limit_train, download, progress)
         test = load_synth_recordings("test", data_dir, seed, limit_test, download, progress)
-        folder = synth_folder(data_dir, seed)
-        manifest = json.loads((folder / MANIFEST).read_text())
-        files = {f"nmnist-synth/seed-{seed}/{k}.npz": v["md5"]
-                 for k, v in sorted(manifest["shards"].items())}
+        files = {**train.info.get("files", {}), **test.info.get("files", {})}
     elif name == "nmnist":
         train = load_real_nmnist("train", data_dir, limit_train, progress)
         test = load_real_nmnist("test", data_dir, limit_test, progress)

@@ -6,9 +6,14 @@
     spikeforge simulate BUNDLE [--dataset mnist] [--limit N] [--monte-carlo K] [--json]
     spikeforge verify BUNDLE [--inputs N] [--json]
     spikeforge spice BUNDLE [--inputs N] [--rate-curve]   ngspice on an analog bundle
+    spikeforge rtl BUNDLE --out DIR [--simulate]    Verilog + testbench (Icarus Verilog)
+    spikeforge mcu BUNDLE --out DIR [--test]        C for microcontrollers (checked by gcc)
+    spikeforge report RUN_OR_BUNDLE [--out report.html] [--markdown DIR]  builder's report
     spikeforge data fetch|verify|path     manage dataset files
     spikeforge data synth-nmnist [--seed S]  build the simulated N-MNIST from MNIST
     spikeforge compare --dataset iris|mnist|mnist-binary [--methods a,b]  learning rules
+
+Data-parallel training: ``torchrun --nproc_per_node N -m spikeforge train ...``.
 
 Exit codes: 0 success, 2 bad input (the message says what and how to fix it),
 1 internal error (a bug: the traceback is printed).
@@ -215,6 +220,91 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--data-dir")
     compare.add_argument("--json", action="store_true", help="print the results as JSON")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    report = sub.add_parser(
+        "report", help="one self-contained HTML page (and optionally Markdown) on a run "
+        "and/or bundle, for the builder", description="Write the hardware report "
+        "(docs/report.md): network, neuron schematic, timing, encoding, training curves, "
+        "confusion matrix, spikes and membranes, receptive fields, accuracy of the float "
+        "model, the twin and Monte-Carlo boards, Pareto plot, BOM, SPICE and RTL results, "
+        "and the commands and versions behind them. Missing pieces say how to make them.")
+    report.add_argument("path", nargs="?", metavar="RUN_OR_BUNDLE",
+                        help="a run directory (checkpoint.pt) or a bundle (spec.json)")
+    report.add_argument("--run", help="the run directory (to combine with --bundle)")
+    report.add_argument("--bundle", help="the bundle (to combine with --run)")
+    report.add_argument("--out", help="HTML file to write (default RUN/report.html, else "
+                        "BUNDLE/report.html)")
+    report.add_argument("--markdown", metavar="DIR", help="also write DIR/report.md and its "
+                        "PNG figures")
+    report.add_argument("--images", type=int, default=3, help="test images to trace "
+                        "(spike rasters, membranes); default 3")
+    report.add_argument("--boards", type=int, default=20, help="Monte-Carlo boards per "
+                        "tolerance (1%%, 5%%) when no stored result exists; 0: none "
+                        "(default 20)")
+    report.add_argument("--limit", type=int, help="score on the first N test images only "
+                        "(default: the bundle's own test set)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the drawn boards")
+    report.add_argument("--target", choices=["analog", "digital"], default="analog",
+                        help="target of the bundle exported on the fly when only a run is "
+                             "given (default analog)")
+    report.add_argument("--no-export", action="store_true", help="given only a run, do not "
+                        "export a bundle on the fly: report the run's parts")
+    report.add_argument("--rtl", metavar="DIR", help="output of `spikeforge rtl --simulate` "
+                        "(DIR/rtl_result.json); default: BUNDLE/rtl if there")
+    report.add_argument("--spice", metavar="FILE_OR_DIR", help="JSON of `spikeforge spice "
+                        "--json` (or a folder holding spice.json); default: BUNDLE/spice.json")
+    report.add_argument("--pareto", metavar="FILE", help="benchmarks/pareto.py's output "
+                        "(JSON lines) or plot (.png); default: pareto.jsonl beside the run "
+                        "or bundle")
+    report.add_argument("--data-dir")
+    report.add_argument("--json", action="store_true", help="print what was written as JSON")
+    report.add_argument("--no-progress", action="store_true", help="no progress output")
+
+    rtl = sub.add_parser(
+        "rtl", help="Verilog RTL for a digital bundle, checked against the twin in Icarus "
+        "Verilog", description="Write synthesizable Verilog-2005 for a digital bundle and a "
+        "self-checking testbench that compares every layer's spikes at every step with the "
+        "twin's (docs/digital.md); --simulate runs it in Icarus Verilog, Yosys (if "
+        "installed) estimates its resources. Writes OUT/rtl_result.json.")
+    rtl.add_argument("bundle")
+    rtl.add_argument("--out", required=True, help="folder to write (rtl/, tb/, README.md, "
+                     "rtl_result.json)")
+    rtl.add_argument("--simulate", action="store_true",
+                     help="run the testbench in Icarus Verilog (package iverilog)")
+    rtl.add_argument("--images", type=int, default=100,
+                     help="test images the testbench feeds (default 100)")
+    rtl.add_argument("--lanes", type=int, default=16,
+                     help="neurons computed in parallel per layer (default 16)")
+    rtl.add_argument("--synth", action=argparse.BooleanOptionalAction, default=None,
+                     help="Yosys resource estimate (default: when yosys is installed)")
+    rtl.add_argument("--timeout", type=float, default=3600.0,
+                     help="seconds allowed for the simulation and for the synthesis")
+    rtl.add_argument("--dataset", help="default: the dataset the bundle was trained on")
+    rtl.add_argument("--data-dir")
+    rtl.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    rtl.add_argument("--json", action="store_true")
+    rtl.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    mcu = sub.add_parser(
+        "mcu", help="C for microcontrollers from a digital bundle, tested bit for bit against "
+        "the twin", description="Write portable C99 for a digital bundle (integer weights as "
+        "const arrays, no float, no malloc) and a host harness; --test compiles it with gcc "
+        "and compares every spike, count and prediction with the twin (docs/digital.md). "
+        "Writes OUT/mcu_result.json.")
+    mcu.add_argument("bundle")
+    mcu.add_argument("--out", required=True, help="folder to write (spikeforge_net.h/.c, "
+                     "harness.c, README.md, mcu_result.json)")
+    mcu.add_argument("--test", action="store_true",
+                     help="compile the harness on this host and compare it with the twin")
+    mcu.add_argument("--images", type=int, default=1000,
+                     help="test images for --test (default 1000)")
+    mcu.add_argument("--sanitize", action="store_true", help="compile the harness with "
+                     "-fsanitize=undefined,address (signed overflow stops the test)")
+    mcu.add_argument("--cc", default="gcc", help="host C compiler (default gcc)")
+    mcu.add_argument("--dataset", help="default: the dataset the bundle was trained on")
+    mcu.add_argument("--data-dir")
+    mcu.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    mcu.add_argument("--json", action="store_true")
     return parser
 
 
@@ -236,6 +326,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
                                        source=args.config or "command line")
         metrics = fit(config, force=args.force, progress=not args.no_progress,
                       device=args.device, command=argv)
+    if "test_accuracy" not in metrics:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -541,15 +633,94 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from spikeforge.report import ReportOptions, make_report
+
+    options = ReportOptions(
+        path=args.path, run=args.run, bundle=args.bundle, out=args.out,
+        markdown=args.markdown, target=args.target, export=not args.no_export,
+        images=args.images, boards=args.boards, limit=args.limit, seed=args.seed,
+        rtl=args.rtl, spice=args.spice, pareto=args.pareto, data_dir=args.data_dir,
+        progress=not (args.no_progress or args.json), command=tuple(args.argv))
+    result = make_report(options)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    missing = [k for k, ok in result["sections"].items() if not ok]
+    print(f"wrote {result['html']} ({result['bytes'] / 1e6:.1f} MB, "
+          f"{len(result['sections']) - len(missing)}/{len(result['sections'])} sections"
+          + (f"; not available: {', '.join(missing)}" if missing else "") + ")")
+    if "markdown" in result:
+        print(f"wrote {result['markdown']}")
+    return 0
+
+
+def _rtl(args: argparse.Namespace) -> int:
+    from spikeforge.hardware.rtl import RtlOptions, rtl_bundle
+
+    options = RtlOptions(lanes=args.lanes, images=args.images, simulate=args.simulate,
+                         synth=args.synth, timeout=args.timeout,
+                         progress=not (args.no_progress or args.json))
+    result = rtl_bundle(args.bundle, args.out, options, args.dataset, args.data_dir,
+                        args.force)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "layers"}))
+    else:
+        print(f"wrote {result['out']}: Verilog for {result['bundle']}, "
+              f"{result['cycles_per_inference']} clocks per inference ({args.lanes} lanes)")
+        if result["simulated"]:
+            verdict = "PASS" if result["passed"] else f"FAIL: {result['mismatch']}"
+            print(f"Icarus Verilog, {result['images']} {result['dataset']} test images, every "
+                  f"layer's spikes at every step against the twin: {verdict}")
+        synth = result["synthesis"]
+        if synth:
+            print(f"Yosys: {synth['cells']} cells, {synth['flip_flops']} flip-flops, "
+                  f"{synth['memory_bits']} memory bits in {synth['memories']} memories "
+                  f"({synth['seconds']:.0f} s)")
+    if result["simulated"] and not result["passed"]:
+        print("spikeforge: rtl FAILED: the RTL and the twin disagree", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _mcu(args: argparse.Namespace) -> int:
+    from spikeforge.hardware.mcu import McuOptions, mcu_bundle
+
+    options = McuOptions(images=args.images, test=args.test, sanitize=args.sanitize,
+                         cc=args.cc)
+    result = mcu_bundle(args.bundle, args.out, options, args.dataset, args.data_dir,
+                        args.force)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {result['out']}: C for {result['bundle']}, {result['flash_bytes']} bytes "
+              f"of const weights")
+        if result["tested"]:
+            n = result["images"]
+            print(f"{args.cc} build on {n} {result['dataset']} test images against the twin: "
+                  f"{result['identical_spike_trains']}/{n} identical spike trains, "
+                  f"{result['identical_counts']}/{n} identical counts, "
+                  f"{result['identical_predictions']}/{n} identical predictions"
+                  + ("" if result["passed"] else f"; first difference: {result['mismatch']}"))
+            print(f"workspace (RAM) {result['ram_bytes']} bytes"
+                  + (f"; {result['host_us_per_inference']:.1f} µs per inference on this host"
+                     if result.get("host_us_per_inference") is not None else ""))
+    if result["tested"] and not result["passed"]:
+        print("spikeforge: mcu FAILED: the C code and the twin disagree", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args, ["spikeforge", *argv])
+        args.argv = ["spikeforge", *argv]  # the command as typed, for what records it
         handlers = {"evaluate": _evaluate, "export": _export, "simulate": _simulate,
                     "verify": _verify, "spice": _spice, "data": _data,
-                    "compare": _compare}
+                    "compare": _compare, "report": _report, "rtl": _rtl, "mcu": _mcu}
         return handlers[args.command](args)
     except SpikeforgeError as e:
         print(f"spikeforge: error: {e}", file=sys.stderr)

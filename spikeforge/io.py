@@ -54,6 +54,31 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+@contextmanager
+def staged_dir(out: str | os.PathLike) -> Any:
+    """Build a folder for ``out`` and put it in place whole::
+
+        with staged_dir(out) as tmp:
+            (tmp / "a.txt").write_text(...)
+
+    ``tmp`` is a fresh folder beside ``out`` (same file system); when the block ends
+    normally it gets the permissions a new folder would (the umask) and replaces ``out``
+    through :func:`replace_dir`; when it raises, ``tmp`` is deleted and ``out`` is left as
+    it was. Callers check for an existing ``out`` (``--force``) first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; a bundle is for others too
+        replace_dir(tmp, out)  # the old folder or the new one, whole, at every moment
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Move the finished folder ``src`` to ``dst``, replacing a folder there, so that
     ``dst`` is at every moment the old folder or the new one: never neither, never a mix.

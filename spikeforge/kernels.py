@@ -152,17 +152,32 @@ def lif_backward(grad_spikes, slope, spikes, active, decay, reset_zero, refracto
             grad_current[0, lo:hi] = total
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def lif_spikes(current, constant, decay, decay_floor, threshold, reset_zero, refractory,
-               spikes, counts):  # pragma: no cover - compiled
-    """Inference only (the hardware twin): fill ``spikes`` (bool ``(T, M)``) and each
-    neuron's spike count ``counts`` (``(M,)``).
+@njit(cache=True, inline="always")
+def _fire_and_reset(uk, listening, threshold, reset_zero, refractory, k, v, refractory_left,
+                    s, n):  # pragma: no cover - compiled
+    """Neuron ``k`` of the twin's kernels after its membrane update ``uk``: spike if it
+    listens and reaches the threshold, count it, run the refractory countdown, reset (to
+    zero or by subtraction) or keep the membrane."""
+    fired = listening and uk >= threshold
+    s[k] = fired
+    n[k] += fired
+    if refractory > 0:
+        if fired:
+            refractory_left[k] = refractory
+        elif refractory_left[k] > 0:
+            refractory_left[k] -= 1
+    if fired:
+        v[k] = 0 if reset_zero else uk - threshold
+    else:
+        v[k] = uk
 
-    ``decay_floor`` selects the digital target's arithmetic on integer-valued float64
-    membranes: ``floor(V · decay)`` with ``decay = decay_num / 2^decay_shift``, which is
-    exact (``V · decay_num`` stays below 2^53 and the division by a power of two is exact)
-    and equal to the integer hardware's arithmetic shift.
-    """
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_spikes(current, constant, decay, threshold, reset_zero, refractory,
+               spikes, counts):  # pragma: no cover - compiled
+    """Inference only (the analog target's twin, float arithmetic): fill ``spikes`` (bool
+    ``(T, M)``) and each neuron's spike count ``counts`` (``(M,)``). The digital target
+    has its own integer kernel, :func:`lif_spikes_digital`."""
     steps, m_total = spikes.shape
     zero = current.dtype.type(0.0)
     for block in prange((m_total + BLOCK - 1) // BLOCK):
@@ -176,44 +191,79 @@ def lif_spikes(current, constant, decay, decay_floor, threshold, reset_zero, ref
             s = spikes[t, lo:hi]
             for k in range(hi - lo):
                 listening = refractory_left[k] <= 0
-                d = decay * v[k]
-                if decay_floor:
-                    d = np.floor(d)
-                uk = d + (i[k] if listening else zero)
-                fired = listening and uk >= threshold
-                s[k] = fired
-                n[k] += fired
-                if refractory > 0:
-                    if fired:
-                        refractory_left[k] = refractory
-                    elif refractory_left[k] > 0:
-                        refractory_left[k] -= 1
-                reset = zero if reset_zero else uk - threshold
-                v[k] = reset if fired else uk
+                uk = decay * v[k] + (i[k] if listening else zero)
+                _fire_and_reset(uk, listening, threshold, reset_zero, refractory, k, v,
+                                refractory_left, s, n)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_spikes_digital(current, constant, decay_num, decay_shift, threshold, reset_zero,
+                       refractory, spikes, counts):  # pragma: no cover - compiled
+    """The digital target's integer LIF (inference): :func:`lif_spikes` on int64 membranes::
+
+        U = ((V · decay_num) >> decay_shift) + I,   s = U >= threshold,
+        V = 0 (reset to zero) or U - threshold (subtraction) where s, else U
+
+    ``>>`` is the arithmetic shift, ``floor(V · decay_num / 2^decay_shift)`` for negative
+    ``V`` too, as the hardware computes it. ``current`` holds integer values in any numeric
+    dtype (float32 where that is exact, float64 otherwise).
+    """
+    steps, m_total = spikes.shape
+    for block in prange((m_total + BLOCK - 1) // BLOCK):
+        lo, hi = _block_bounds(block, m_total)
+        v = np.zeros(hi - lo, np.int64)
+        refractory_left = np.zeros(hi - lo, np.int64)
+        n = counts[lo:hi]
+        n[:] = 0
+        for t in range(steps):
+            i = current[0 if constant else t, lo:hi]
+            s = spikes[t, lo:hi]
+            for k in range(hi - lo):
+                listening = refractory_left[k] <= 0
+                uk = ((v[k] * decay_num) >> decay_shift) + (np.int64(i[k]) if listening else 0)
+                _fire_and_reset(uk, listening, threshold, reset_zero, refractory, k, v,
+                                refractory_left, s, n)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def integer_codes(x, input_max, out):  # pragma: no cover - compiled
+    """The digital target's input codes ``round(x · input_max)`` (half to even, as
+    ``np.rint``; the product in float64) written into ``out`` (float32: exact below 2^24)
+    in one parallel pass."""
+    rows, cols = x.shape
+    for r in prange(rows):
+        for c in range(cols):
+            out[r, c] = np.rint(np.float64(x[r, c]) * input_max)
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def spike_currents(spikes, weights_t, bias, has_bias, out):  # pragma: no cover - compiled
-    """Event-driven synapses: ``out[r] = b + sum of weights_t[j] over inputs j that spiked``
-    for every row ``r`` of ``spikes`` (bool ``(R, in)``); ``weights_t`` is ``W.T`` ``(in,
-    out)``. Only spikes cost work, as on the hardware: each row first lists its spiking
-    inputs (branch-free), then adds their weight rows."""
-    rows, n_in = spikes.shape
-    n_out = weights_t.shape[1]
-    for block in prange((rows + 255) // 256):
+    """Event-driven synapses of ``K`` networks (boards) at once: ``out[r, b] = bias[b] +
+    the sum of weights_t[b, j] over the inputs j of board b that spiked in row r``.
+
+    ``spikes`` bool ``(R, K, in)``; ``weights_t`` each board's ``W.T`` ``(K, in, out)``;
+    ``bias`` ``(K, out)``; ``out`` ``(R, K, out)``; a single network is ``K = 1``. Only
+    spikes cost work, as on the hardware: each row first lists its spiking inputs
+    (branch-free), then adds their weight rows, in input order, so a board's sums do not
+    depend on the others."""
+    rows, n_boards, n_in = spikes.shape
+    n_out = weights_t.shape[2]
+    for block in prange((rows + 63) // 64):
         fired = np.empty(n_in, np.int64)
-        for r in range(block * 256, min(rows, block * 256 + 256)):
-            count = 0
-            for j in range(n_in):
-                fired[count] = j
-                count += spikes[r, j]
-            acc = out[r]
-            for k in range(n_out):
-                acc[k] = bias[k] if has_bias else 0.0
-            for c in range(count):
-                w = weights_t[fired[c]]
+        for r in range(block * 64, min(rows, block * 64 + 64)):
+            for b in range(n_boards):
+                count = 0
+                for j in range(n_in):
+                    fired[count] = j
+                    count += spikes[r, b, j]
+                acc = out[r, b]
                 for k in range(n_out):
-                    acc[k] += w[k]
+                    acc[k] = bias[b, k] if has_bias else 0.0
+                w_board = weights_t[b]
+                for c in range(count):
+                    w = w_board[fired[c]]
+                    for k in range(n_out):
+                        acc[k] += w[k]
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -236,6 +236,11 @@ class Objective:
     def needs_spikes(self) -> bool:
         return self.spike_l1 > 0 or self.spike_l2 > 0
 
+    @property
+    def needs_membrane(self) -> bool:
+        """Whether the loss reads the output layer's accumulated membrane."""
+        return self.loss == "ce_membrane"
+
     def __call__(self, out: Any, targets: torch.Tensor) -> torch.Tensor:
         if self.loss == "mse_rate":
             loss = mse_rate_loss(out.counts, targets, self.timesteps, self.target_rate)

@@ -140,13 +140,20 @@ class SpikingNet(nn.Module):
             x = self.encoder(x, generator)
         return encode(x, self.spec.encoding)
 
-    def forward(self, x: torch.Tensor, record: bool = False) -> SpikingOutput:
+    def forward(self, x: torch.Tensor, record: bool = False,
+                membrane: bool = True) -> SpikingOutput:
         """x: raw samples ``(batch, features)`` in [0, 1], event samples ``(batch, T,
-        features)`` uint8, or spikes ``(T, batch, features)`` float."""
+        features)`` uint8, or spikes ``(T, batch, features)`` float.
+
+        ``membrane=False`` skips the output layer's accumulated membrane (``membrane`` is
+        then ``None``): its differentiable time loop costs about a third of a training
+        step of the reference network, and ``train_epoch`` asks for it only when the loss
+        reads it (``ce_membrane``).
+        """
         spec = self.spec
         s = self.encode_input(x)
         recorded = []
-        membrane = None
+        accumulated = None
         last = len(self.layers) - 1
         for i in range(len(self.layers)):
             if self.masked and self.training:
@@ -165,17 +172,18 @@ class SpikingNet(nn.Module):
                 current = current * _tolerance(current.shape[-1:], self.gain_noise, current)
             if self.cells is None:
                 s = lif_sequence(current, spec.neuron, spec.timesteps, self.surrogate)
-                if i == last:
-                    membrane = membrane_sequence(current, s, spec.neuron, spec.timesteps).sum(0)
+                if i == last and membrane:
+                    accumulated = membrane_sequence(current, s, spec.neuron,
+                                                    spec.timesteps).sum(0)
             else:
                 from spikeforge.neurons.cells import run_cell
 
                 s, trace, _ = run_cell(self.cells[i], current, spec.timesteps)
-                if i == last:
-                    membrane = trace.sum(0)
+                if i == last and membrane:
+                    accumulated = trace.sum(0)
             if record:
                 recorded.append(s)
-        return SpikingOutput(s.sum(0), recorded if record else None, membrane)
+        return SpikingOutput(s.sum(0), recorded if record else None, accumulated)
 
     def layer_params(self, i: int, noise: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -341,9 +349,11 @@ class ConvSpikingNet(nn.Module):
         """The dense stack's contract (the convolutions in front are not part of it)."""
         return self.head.spec
 
-    def forward(self, x: torch.Tensor, record: bool = False) -> SpikingOutput:
+    def forward(self, x: torch.Tensor, record: bool = False,
+                membrane: bool = True) -> SpikingOutput:
         """x: raw samples ``(batch, C·H·W)`` in [0, 1], event samples ``(batch, T, C·H·W)``
-        uint8, or spikes ``(T, batch, C·H·W)`` float."""
+        uint8, or spikes ``(T, batch, C·H·W)`` float; ``membrane`` as for
+        :meth:`SpikingNet.forward`."""
         steps = self.timesteps
         x = time_major(x)
         if self.encoder is not None and x.dim() == 2:
@@ -362,7 +372,7 @@ class ConvSpikingNet(nn.Module):
                 recorded.append(s)
             h = F.max_pool2d(s.reshape(steps * batch, *maps), self.pool)
             held = False
-        out = self.head(h.reshape(steps, batch, -1), record=record)
+        out = self.head(h.reshape(steps, batch, -1), record=record, membrane=membrane)
         return SpikingOutput(out.counts, recorded + out.spikes if record else None,
                              out.membrane)
 

@@ -41,6 +41,20 @@ from spikeforge import __version__
 from spikeforge.config import TrainConfig
 from spikeforge.data.augment import random_shift
 from spikeforge.data.datasets import IMAGE_SHAPES, Dataset, load_dataset
+from spikeforge.distributed import (
+    DistContext,
+    all_sum,
+    average_buffers,
+    barrier,
+    broadcast,
+    check_replicas,
+    init_distributed,
+    loss_scale,
+    rank_share,
+    shutdown,
+    unwrap,
+    wrap_model,
+)
 from spikeforge.encoders import Encoder
 from spikeforge.errors import CheckpointError, ConfigError, SpikeforgeError
 from spikeforge.io import atomic_open, write_json, write_text
@@ -82,10 +96,21 @@ TOLERANCE_DRAWS = 20
 
 
 def auto_device(device: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when a GPU is present, else the CPU."""
+    """``"auto"``: CUDA when a GPU is present, else the CPU; ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"`` as given, refused by name where this machine has no such device."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r}: use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA GPU is visible to PyTorch (torch "
+                          f"{torch.__version__}); use --device cpu, or auto to take a GPU "
+                          f"only where there is one")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: use auto, cpu or cuda")
+    return dev
 
 
 Model = SpikingNet | ConvSpikingNet
@@ -202,7 +227,8 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
                 augment_shift: int = 0, image_shape: tuple[int, ...] | None = None,
                 logit_scale: float = 1.0, bar: tqdm | None = None,
                 pruner: Pruner | None = None, first_step: int = 0,
-                objective: Objective | None = None) -> tuple[float, float]:
+                objective: Objective | None = None,
+                dist: DistContext | None = None) -> tuple[float, float]:
     """One pass over ``(x, y)`` in a random order; returns mean loss and train accuracy.
 
     ``objective`` is the loss (default: cross-entropy on ``logit_scale`` x spike counts);
@@ -211,22 +237,41 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
     seed it first (``fit`` does, per epoch) to make the epoch reproducible. ``pruner``
     tightens the model's masks before the optimiser steps it schedules (``first_step`` is
     the global index of this epoch's first step).
+
+    ``dist`` (under torchrun): ``model`` is wrapped in DDP, every rank draws the same
+    order and trains on its share of each global batch (``spikeforge.distributed``); the
+    returned loss and accuracy are over all ranks' samples.
     """
     objective = objective or Objective("ce_count", logit_scale)
+    net = unwrap(model)
     model.train()
     order = torch.randperm(len(x), device=x.device)
-    total_loss, correct = 0.0, 0
+    if dist is not None:  # same order on every rank, but each its own training noise
+        torch.manual_seed((torch.initial_seed() * 1_000_003 + dist.rank + 1) % 2**63)
+    total_loss, correct, seen = 0.0, 0, 0
     for batch, start in enumerate(range(0, len(x), batch_size)):
         if pruner is not None:
-            pruner(model, first_step + batch)
+            if first_step + batch in pruner.schedule:  # every rank ranks the same inputs
+                average_buffers(net, "input_power", dist)
+            pruner(net, first_step + batch)
         idx = order[start:start + batch_size]
+        n_global = len(idx)
+        if dist is not None and n_global < dist.world_size:
+            continue  # a last batch smaller than the rank count: every rank skips it
+        idx = rank_share(idx, dist)
         xb, yb = x[idx], y[idx]
         if augment_shift and image_shape is not None and len(image_shape) in (2, 3):
             xb = random_shift(xb, image_shape, augment_shift)
-        out = model(xb, record=objective.needs_spikes)
+        out = model(xb, record=objective.needs_spikes, membrane=objective.needs_membrane)
         counts = out.counts
+        decoded = out.membrane if objective.loss == "ce_membrane" else counts
+        batch_correct = int((decode(decoded.detach()) == yb).sum())
         loss = objective(out, yb)
         loss_value = loss.item()
+        if dist is not None:  # every rank must take the same decision on divergence
+            loss_sum, batch_correct_f = all_sum([loss_value * len(idx), batch_correct], dist)
+            loss_value, batch_correct = loss_sum / n_global, int(batch_correct_f)
+            loss = loss * loss_scale(len(idx), n_global, dist)
         if not math.isfinite(loss_value):
             lr = optimizer.param_groups[0]["lr"]
             raise DivergenceError(f"the loss became {loss_value} at sample {start}: training "
@@ -242,17 +287,17 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
             raise DivergenceError(f"the weights became NaN or infinite at sample {start} (the "
                                   f"loss was {loss_value:.4g}): training diverged at a "
                                   f"learning rate of {lr:.3g}; lower --lr and train again")
-        if isinstance(model, SpikingNet):
-            model.apply_masks_()
+        if isinstance(net, SpikingNet):
+            net.apply_masks_()
         if scheduler is not None:
             scheduler.step()
-        total_loss += loss_value * len(idx)
-        decoded = out.membrane if objective.loss == "ce_membrane" else counts
-        correct += int((decode(decoded.detach()) == yb).sum())
+        total_loss += loss_value * n_global
+        correct += batch_correct
+        seen += n_global
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}")
-    return total_loss / len(x), correct / len(x)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
 def _finite_parameters(model: Model) -> bool:
@@ -484,14 +529,32 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         force: bool = False, progress: bool = True, device: str = "auto",
         plots: bool = True, command: list[str] | None = None) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``); returns the
-    metrics written to ``metrics.json``."""
+    metrics written to ``metrics.json``.
+
+    Started by ``torchrun --nproc_per_node N`` it trains data-parallel
+    (``spikeforge.distributed``): rank 0 writes the run directory and returns the metrics,
+    the other ranks return ``{"rank": r}``.
+    """
     wall_start = time.perf_counter()
     if config.dataset == "nmnist-sample":  # refuse before a run directory is made
         raise ConfigError("dataset = 'nmnist-sample' has no training split: it is 200 real "
                           "recordings for scoring. Train on nmnist-synth (or nmnist), then "
                           "`spikeforge evaluate RUN --dataset nmnist-sample`")
     keep_freed_memory()
-    dev = auto_device(device)
+    dist = init_distributed(device)
+    try:
+        return _fit(config, run_dir, resume, force, progress, device, plots, command, dist,
+                    wall_start)
+    finally:
+        shutdown(dist)
+
+
+def _fit(config: TrainConfig, run_dir: str | os.PathLike | None, resume: bool, force: bool,
+         progress: bool, device: str, plots: bool, command: list[str] | None,
+         dist: DistContext | None, wall_start: float) -> dict[str, Any]:
+    main = dist is None or dist.is_main
+    progress = progress and main
+    dev = dist.device if dist is not None else auto_device(device)
     state: dict[str, Any] | None = None
     if resume:
         if run_dir is None:
@@ -504,14 +567,22 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         config, _ = _stored_run(state, run_dir)
     else:
         run_dir = Path(run_dir or config.out or default_run_dir(config))
-        _prepare_new_run_dir(run_dir, force)
+        if main:
+            _prepare_new_run_dir(run_dir, force)
+        barrier(dist)
 
     budget_search: dict[str, Any] | None = None
     if config.part_budget is not None and config.max_synapses is None:
         from spikeforge.budget import choose_design
 
-        config, budget_search = choose_design(config, progress=progress, device=device)
+        if main:  # one search, its choice sent to every rank
+            config, budget_search = choose_design(config, progress=progress, device=device)
+        config, budget_search = broadcast((config, budget_search), dist)
+    if not main:
+        barrier(dist)  # rank 0 fetches and checks the data files first
     data = prepare_dataset(config, progress=progress)
+    if main and dist is not None:
+        barrier(dist)
     spec = config.network_spec(data.n_features, data.n_classes)
     if state is not None and _stored_run(state, run_dir)[1] != spec:
         raise CheckpointError(f"{run_dir}: the checkpoint's spec differs from the network its "
@@ -542,7 +613,9 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         train_seconds = float(state["train_seconds"])
         first_epoch = int(state["epoch"]) + 1
         budget_search = state.get("part_budget_search")
-        _log(f"resuming {run_dir} after epoch {state['epoch']}/{config.epochs}")
+        if main:
+            _log(f"resuming {run_dir} after epoch {state['epoch']}/{config.epochs}")
+    trained = wrap_model(model, dist)
 
     for epoch in range(first_epoch, config.epochs + 1):
         torch.manual_seed(_epoch_seed(config.seed, epoch))
@@ -551,11 +624,11 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
                   unit="batch", leave=False, disable=not progress, mininterval=0.5) as bar:
             start = time.perf_counter()
             try:
-                loss, train_acc = train_epoch(model, train_x, train_y, optimizer, scheduler,
+                loss, train_acc = train_epoch(trained, train_x, train_y, optimizer, scheduler,
                                               config.batch_size, config.augment_shift,
                                               data.image_shape, config.logit_scale, bar,
                                               pruner, (epoch - 1) * batches_per_epoch,
-                                              make_objective(config))
+                                              make_objective(config), dist)
             except DivergenceError as e:  # nothing of this epoch is saved
                 kept = (f"the checkpoint of epoch {epoch - 1} is kept in {run_dir} (pass "
                         f"--force or another --out to train again)" if epoch > 1
@@ -563,6 +636,9 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
                 raise DivergenceError(f"epoch {epoch}: {e}; {kept}") from None
             seconds = time.perf_counter() - start
         train_seconds += seconds
+        check_replicas(unwrap(trained), dist)
+        if not main:
+            continue
         test = evaluate(model, test_x, test_y, config.eval_batch_size, readout(config))
         history.append({"epoch": epoch, "train_loss": round(loss, 6),
                         "train_accuracy": round(train_acc, 6),
@@ -578,6 +654,8 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         _log(f"epoch {epoch}/{config.epochs}: loss {loss:.4f}  train {train_acc:.2%}  "
              f"test {test.accuracy:.2%}  ({seconds:.1f} s)")
 
+    if not main:
+        return {"rank": dist.rank if dist is not None else 0}
     final = evaluate(model, test_x, test_y, config.eval_batch_size, readout(config))
     hardware: dict[str, Any] = (hardware_counts(model) if isinstance(model, SpikingNet)
                                 else {})
@@ -606,6 +684,7 @@ def fit(config: TrainConfig, run_dir: str | os.PathLike | None = None, *, resume
         "parameters": sum(p.numel() for p in model.parameters()),
         "hardware": hardware,
         "device": str(dev),
+        "processes": 1 if dist is None else dist.world_size,
         "config": config.to_dict(),
         "spec": spec.to_dict(),
         "data_files": data.files,

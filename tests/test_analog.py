@@ -22,7 +22,7 @@ from spikeforge.hardware.circuit import (
 )
 from spikeforge.hardware.components import E_SERIES, layer_levels, snap_magnitudes
 from spikeforge.hardware.export import export
-from spikeforge.hardware.simulate import monte_carlo, run_board, run_twin
+from spikeforge.hardware.simulate import monte_carlo, run_board, run_boards, run_twin
 from spikeforge.spec import NetworkSpec, NeuronSpec
 
 
@@ -128,6 +128,24 @@ def test_a_drawn_board_runs_its_own_parts_step_by_step():
     one = boards.board(2)
     np.testing.assert_array_equal(run_board(spec, boards, 2, x).counts,
                                   _board_reference(spec, one, x))
+
+
+@pytest.mark.parametrize("batch_size", [None, 37])
+def test_boards_run_together_spike_for_spike_as_one_at_a_time(batch_size):
+    """run_boards (vectorised over boards and inputs, the Monte Carlo's engine) equals
+    run_board board by board in every spike of every layer, and in the spike totals."""
+    spec, weights, biases, names, x = _network(4, (64, 32, 16, 10))
+    circuit, _, _ = design_circuit(spec, weights, biases, names)
+    boards = draw_boards(circuit, 5, seed=11, resistor_tolerance=0.05)
+    together = run_boards(spec, boards, x, record=True, batch_size=batch_size)
+    assert len(together) == 5
+    for k, result in enumerate(together):
+        alone = run_board(spec, boards, k, x, record=True, batch_size=64)
+        for layer, (a, b) in enumerate(zip(result.spikes, alone.spikes, strict=True)):
+            np.testing.assert_array_equal(a, b, err_msg=f"board {k}, layer {layer}")
+        np.testing.assert_array_equal(result.counts, alone.counts)
+        np.testing.assert_array_equal(result.total_spikes, alone.total_spikes)
+    assert len({r.counts.tobytes() for r in together}) == 5  # the boards differ
 
 
 def test_monte_carlo_is_seeded_and_tolerance_costs_accuracy():

@@ -25,6 +25,24 @@ def test_spiking_net_from_sizes_has_n_layers_hidden_layers():
     assert net(torch.rand(5, 3, 64).round()).counts.shape == (3, 10)
 
 
+def test_skipping_the_membrane_changes_no_spike_and_no_gradient():
+    """membrane=False (what train_epoch asks for when the loss reads counts) leaves out
+    only the accumulated membrane."""
+    torch.manual_seed(0)
+    net = SpikingNet(20, 16, 4, timesteps=10)
+    x = torch.rand(6, 20)
+    full, lean = net(x), net(x, membrane=False)
+    assert lean.membrane is None and full.membrane is not None
+    torch.testing.assert_close(full.counts, lean.counts, rtol=0, atol=0)
+    grads = []
+    for out in (net(x), net(x, membrane=False)):
+        net.zero_grad()
+        out.counts.pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_accumulated_membrane_is_the_sum_of_the_contract_membrane(reset):
     torch.manual_seed(0)

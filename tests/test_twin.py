@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spikeforge.hardware.quantize import fake_quantize, to_digital
-from spikeforge.hardware.simulate import encode_inputs, run_twin
+from spikeforge.hardware.simulate import encode_inputs, exact_in_float32, run_twin
 from spikeforge.spec import DigitalSpec, EncodingSpec, NetworkSpec, NeuronSpec, reference_forward
 
 
@@ -58,6 +58,40 @@ def test_digital_twin_is_bit_exact_with_integer_arithmetic(reset, refractory):
     for layer, spikes in enumerate(twin.spikes):
         np.testing.assert_array_equal(spikes, np.stack(reference[layer]), err_msg=f"layer {layer}")
     assert 0.05 < twin.spikes[0].mean() < 0.95
+
+
+@pytest.mark.parametrize(("weight_bits", "input_bits", "encoding"),
+                         [(12, 16, "constant_current"), (8, 8, "spikes")])
+def test_digital_twin_is_bit_exact_on_both_synaptic_paths(weight_bits, input_bits, encoding):
+    """Wide weights and 16-bit inputs overflow float32's exact range (the float64 path);
+    spike inputs take the event-driven path in float32. Both must equal int64 arithmetic."""
+    rng = np.random.default_rng(3)
+    w_max = 2 ** (weight_bits - 1) - 1
+    scale = w_max / 31 * ((2 ** input_bits - 1) / 255 if encoding == "constant_current"
+                          else 1 / 60)
+    digital = DigitalSpec(weight_bits=weight_bits, input_bits=input_bits, decay_num=230,
+                          decay_shift=8, thresholds=(round(2000 * scale), round(40 * w_max / 31)))
+    spec = NetworkSpec((25, 16, 5), 25, NeuronSpec(230 / 256, 1.0, "zero", 0),
+                       EncodingSpec(encoding), digital=digital)
+    weights = [rng.integers(-w_max, w_max + 1, (16, 25)), rng.integers(-w_max, w_max + 1, (5, 16))]
+    biases = [rng.integers(-w_max, w_max, 16), rng.integers(-w_max // 4, w_max // 4, 5)]
+    held = encoding == "constant_current"
+    assert exact_in_float32(weights[0], biases[0], digital.input_max if held else 1) != held
+    x = rng.random((64, 25)) if held else (rng.random((25, 64, 25)) < 0.3).astype(np.float64)
+    twin = run_twin(spec, weights, biases, x, record=True, batch_size=48)
+    codes = np.rint(x * digital.input_max).astype(np.int64) if held else x.astype(np.int64)
+    reference = reference_forward(weights, biases, codes, spec)
+    for layer, spikes in enumerate(twin.spikes):
+        np.testing.assert_array_equal(spikes, np.stack(reference[layer]), err_msg=f"layer {layer}")
+    assert 0.05 < twin.spikes[0].mean() < 0.95
+
+
+def test_float32_is_trusted_only_below_two_to_the_24():
+    w = np.array([[2 ** 12, -(2 ** 11)]])
+    assert exact_in_float32(w, None, 2 ** 11 - 1)  # 6144 · 2047 < 2^24
+    assert not exact_in_float32(w, None, 2 ** 12)  # 6144 · 4096 > 2^24
+    assert not exact_in_float32(w, np.array([2 ** 24]), 1)  # the bias counts
+    assert not exact_in_float32(np.array([[0.5]]), None, 1)  # not integers: never
 
 
 def test_integer_decay_rounds_down_like_an_arithmetic_shift():

@@ -20,8 +20,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.errors import SpecError, SpikeforgeError
-from spikeforge.io import replace_dir
+from spikeforge.io import staged_dir
 from spikeforge.spec import (
     DecodingSpec,
     DigitalSpec,
@@ -338,9 +336,7 @@ def write_bundle(bundle: Bundle, out: str | os.PathLike, readme: str, nir_graph:
     out = Path(out)
     if out.exists() and not force:
         raise BundleError(f"{out} exists; pass --force to replace it, or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         (tmp / "spec.json").write_text(json.dumps(bundle.to_json(), indent=2) + "\n")
         np.savez(tmp / "weights.npz", **bundle.arrays)
         (tmp / "csv").mkdir()
@@ -351,18 +347,7 @@ def write_bundle(bundle: Bundle, out: str | os.PathLike, readme: str, nir_graph:
         (tmp / "README.md").write_text(readme)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
-        os.chmod(tmp, 0o777 & ~_umask())
-        replace_dir(tmp, out)  # the old bundle or the new one, whole, at every moment
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # ----------------------------------------------------------------------- part counts

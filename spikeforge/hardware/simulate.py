@@ -1,9 +1,11 @@
 """The hardware twin: NumPy, batched, exactly the contract of :mod:`spikeforge.spec`.
 
 It runs what a bundle holds (weights as the hardware realises them) on many inputs at
-once. Float bundles (analog target) run in float64; digital bundles run on integer values held
-in float64 and are bit-exact with the integer hardware (every sum and product stays below
-2^53, where float64 is exact).
+once. Float bundles (analog target) run in float64. Digital bundles take an integer fast
+path: membranes are int64 in the LIF kernel (``floor(V · decay)`` is an arithmetic shift),
+and synaptic sums run in float32 wherever every partial sum provably stays an integer below
+2^24 (:func:`exact_in_float32`), where float32 is exact, else in float64 (exact below
+2^53). Either way the result is bit-exact with the integer hardware.
 
 As in training, a layer's whole input over ``T`` steps is known before the layer runs,
 so layers run one after another, a held input current is computed once, and each layer's
@@ -58,19 +60,36 @@ def encode_inputs(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
     return np.asarray(x, np.float64) * spec.encoding.scale
 
 
-def layer_currents(s: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """``W · s + b`` in float64 for ``s`` of shape ``(n, in)`` (a held input: one matrix
-    product) or boolean spikes ``(T, n, in)`` (event-driven: each spike adds its weight
-    column). Exact for the digital target's integers."""
+FLOAT32_EXACT = 2 ** 24  # float32 holds every integer of smaller magnitude exactly
+
+
+def exact_in_float32(w: np.ndarray, b: np.ndarray | None, input_peak: float) -> bool:
+    """Whether ``W · s + b`` computed in float32 is exact for integer ``W``, ``b`` and
+    integer inputs ``0 <= s <= input_peak``, in any order of summation: every partial sum
+    is an integer of magnitude at most ``Σ_j |w_ij| · input_peak + |b_i| < 2^24``."""
+    if not (np.issubdtype(w.dtype, np.integer) or np.array_equal(w, np.rint(w))):
+        return False
+    bound = np.abs(w.astype(np.float64)).sum(axis=1) * input_peak
+    if b is not None:
+        bound = bound + np.abs(np.asarray(b, np.float64))
+    return bool(bound.max(initial=0.0) < FLOAT32_EXACT)
+
+
+def layer_currents(s: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                   dtype: Any = np.float64) -> np.ndarray:
+    """``W · s + b`` for ``s`` of shape ``(n, in)`` (a held input: one matrix product) or
+    boolean spikes ``(T, n, in)`` (event-driven: each spike adds its weight column), in
+    ``dtype``: float64 (exact for the digital target's integers below 2^53), or float32
+    where :func:`exact_in_float32` allows it."""
     if s.dtype != np.bool_:
-        current = s.astype(np.float64, copy=False) @ w.astype(np.float64, copy=False).T
-        return current + b if b is not None else current
+        current = s.astype(dtype, copy=False) @ w.astype(dtype, copy=False).T
+        return current + np.asarray(b, dtype) if b is not None else current
     from spikeforge import kernels
 
-    flat = s.reshape(-1, s.shape[-1])
-    out = np.empty((flat.shape[0], w.shape[0]), dtype=np.float64)
-    bias = np.zeros(w.shape[0]) if b is None else np.asarray(b, np.float64)
-    kernels.spike_currents(flat, np.ascontiguousarray(w.T, dtype=np.float64), bias,
+    flat = s.reshape(-1, 1, s.shape[-1])  # rows x one network x inputs
+    out = np.empty((flat.shape[0], 1, w.shape[0]), dtype=dtype)
+    bias = np.zeros((1, w.shape[0]), dtype) if b is None else np.asarray(b, dtype)[None]
+    kernels.spike_currents(flat, np.ascontiguousarray(w.T, dtype=dtype)[None], bias,
                            b is not None, out)
     return out.reshape(*s.shape[:-1], w.shape[0])
 
@@ -81,45 +100,78 @@ def lif_layer(current: np.ndarray, spec: NetworkSpec, layer: int
     ``current`` of shape ``(n, out)`` (held) or ``(T, n, out)``; float arithmetic, or the
     digital target's integer arithmetic.
 
-    Digital membranes are held as integer-valued float64: every value stays below 2^53, so
-    sums are exact and ``floor(V · decay_num / 2^decay_shift)`` equals the hardware's shift.
+    Digital membranes are int64 (``floor(V · decay_num / 2^decay_shift)`` is the hardware's
+    arithmetic shift); the current may arrive as integer-valued float32 or float64.
     """
     from spikeforge import kernels
 
     neuron, digital = spec.neuron, spec.digital
     held = current.ndim == 2
-    current = np.ascontiguousarray(current, dtype=np.float64)
+    dtype = np.float64 if digital is None or current.dtype != np.float32 else np.float32
+    current = np.ascontiguousarray(current, dtype=dtype)
     flat = current.reshape(1 if held else spec.timesteps, -1)
     shape = current.shape[-2:]
     spikes = np.empty((spec.timesteps, *shape), dtype=np.bool_)
     counts = np.empty(shape, dtype=np.int64)
-    threshold = neuron.threshold if digital is None else digital.thresholds[layer]
-    kernels.lif_spikes(flat, held, neuron.decay, digital is not None, float(threshold),
-                       neuron.reset == "zero", neuron.refractory,
-                       spikes.reshape(spec.timesteps, -1), counts.reshape(-1))
+    out = spikes.reshape(spec.timesteps, -1), counts.reshape(-1)
+    if digital is None:
+        kernels.lif_spikes(flat, held, neuron.decay, float(neuron.threshold),
+                           neuron.reset == "zero", neuron.refractory, *out)
+    else:
+        kernels.lif_spikes_digital(flat, held, digital.decay_num, digital.decay_shift,
+                                   int(digital.thresholds[layer]), neuron.reset == "zero",
+                                   neuron.refractory, *out)
     return spikes, counts
 
 
 def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray | None],
              x: np.ndarray, record: bool = False, batch_size: int = 4096) -> TwinResult:
-    """Run inputs ``x`` (``(n, features)`` in [0, 1], or spikes ``(T, n, features)``)."""
+    """Run inputs ``x`` (``(n, features)`` in [0, 1], or spikes ``(T, n, features)``).
+
+    Digital bundles take the integer fast path (module docstring): each layer's synaptic
+    sums in float32 where that is provably exact, membranes in int64.
+    """
+    dtypes = [np.float64] * len(weights)
+    encode = encode_inputs
+    if spec.digital is not None:
+        held = spec.encoding.type != "spikes"
+        dtypes = [np.float32 if exact_in_float32(w, b, spec.digital.input_max
+                                                 if i == 0 and held else 1) else np.float64
+                  for i, (w, b) in enumerate(zip(weights, biases, strict=True))]
+        if held and dtypes[0] == np.float32:
+            encode = _digital_codes
 
     def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return lif_layer(layer_currents(s, weights[index], biases[index]), spec, index)
+        current = layer_currents(s, weights[index], biases[index], dtypes[index])
+        return lif_layer(current, spec, index)
 
-    return _run_batches(spec, len(weights), layer, x, record, batch_size)
+    return _run_batches(spec, len(weights), layer, x, record, batch_size, encode)
+
+
+def _digital_codes(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
+    """:func:`encode_inputs`' integer codes for a held digital input, as float32 (exact:
+    codes are below 2^16) in one parallel pass instead of three NumPy passes in float64."""
+    from spikeforge import kernels
+
+    assert spec.digital is not None
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, np.float32)
+    kernels.integer_codes(x.reshape(len(x), -1), float(spec.digital.input_max),
+                          out.reshape(len(x), -1))
+    return out
 
 
 def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, record: bool,
-                 batch_size: int) -> TwinResult:
+                 batch_size: int, encode: Any = encode_inputs) -> TwinResult:
     """Feed ``x`` through ``layer(index, input) -> (spikes, counts)`` for every layer, a
-    batch of inputs at a time (bounded memory), and collect the result."""
+    batch of inputs at a time (bounded memory), and collect the result; ``encode`` turns a
+    batch into the first layer's input."""
     spike_input = spec.encoding.type == "spikes"
     n = x.shape[1] if spike_input else x.shape[0]
     counts, totals, recorded = [], [], []
     for start in range(0, n, batch_size):
         batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
-        s = encode_inputs(spec, batch)
+        s = encode(spec, batch)
         total = 0
         layer_spikes = []
         for index in range(n_layers):
@@ -153,25 +205,83 @@ def run_board(spec: NetworkSpec, boards: Boards, k: int, x: np.ndarray,
     :func:`spikeforge.hardware.circuit.draw_boards`) on inputs ``x``: the contract with every
     neuron's own decay and threshold, the incomplete reset and the op-amp's saturation
     (:func:`spikeforge.kernels.lif_spikes_board`)."""
+    return run_boards(spec, boards.board(k), x, record, batch_size)[0]
+
+
+def run_boards(spec: NetworkSpec, boards: Boards, x: np.ndarray, record: bool = False,
+               batch_size: int | None = None) -> list[TwinResult]:
+    """All ``K`` boards of ``boards`` on inputs ``x`` at once, one :class:`TwinResult` per
+    board (as :func:`run_board` gives it).
+
+    Vectorised over boards and inputs: a batch of inputs is encoded once for all boards;
+    the first layer's currents are one matrix product per board; each later layer's
+    event-driven currents
+    are one kernel call over all boards; each layer's time loop is one call of the board
+    kernel over ``K·out`` neurons with their own constants. ``batch_size`` (inputs per
+    pass) defaults to ``4096 / K``, so the spike trains in flight stay a few MB.
+    """
     from spikeforge import kernels
 
-    T = spec.timesteps
+    n_boards, steps = boards.n_boards, spec.timesteps
+    batch_size = batch_size or max(64, 4096 // n_boards)
+    spike_input = spec.encoding.type == "spikes"
+    n = x.shape[1] if spike_input else x.shape[0]
 
     def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b = None if boards.biases[index] is None else boards.biases[index][k]
-        current = np.ascontiguousarray(layer_currents(s, boards.weights[index][k], b))
+        w = boards.weights[index]
+        _, n_out, n_in = w.shape
+        b = boards.biases[index]
+        if index == 0:  # one input for every board; board by board, so that each
+            # product is the one run_twin computes (a stacked product may round differently)
+            current = np.stack([layer_currents(s, w[k], None if b is None else b[k])
+                                for k in range(n_boards)], axis=-2)
+            current = current.reshape(*current.shape[:-2], n_boards * n_out)
+        else:  # s: (T, batch, K·in), each board's own spikes
+            rows = s.shape[0] * s.shape[1]
+            current = np.empty((*s.shape[:2], n_boards * n_out))
+            bias = np.zeros((n_boards, n_out)) if b is None else np.asarray(b, np.float64)
+            kernels.spike_currents(
+                s.reshape(rows, n_boards, n_in), np.ascontiguousarray(w.transpose(0, 2, 1)),
+                bias, b is not None, current.reshape(rows, n_boards, n_out))
+        current = np.ascontiguousarray(current, dtype=np.float64)
         held = current.ndim == 2
         shape = current.shape[-2:]
-        spikes = np.empty((T, *shape), dtype=np.bool_)
+        spikes = np.empty((steps, *shape), dtype=np.bool_)
         counts = np.empty(shape, dtype=np.int64)
-        kernels.lif_spikes_board(current.reshape(1 if held else T, -1), held, shape[1],
-                                 boards.decay[index][k], boards.threshold[index][k],
-                                 boards.residual[index][k], boards.v_low[index],
-                                 boards.v_high[index], spikes.reshape(T, -1),
+        kernels.lif_spikes_board(current.reshape(1 if held else steps, -1), held, shape[1],
+                                 boards.decay[index].reshape(-1),
+                                 boards.threshold[index].reshape(-1),
+                                 boards.residual[index].reshape(-1), boards.v_low[index],
+                                 boards.v_high[index], spikes.reshape(steps, -1),
                                  counts.reshape(-1))
         return spikes, counts
 
-    return _run_batches(spec, len(boards.weights), layer, x, record, batch_size)
+    counts: list[np.ndarray] = []
+    totals: list[np.ndarray] = []
+    recorded: list[list[np.ndarray]] = []
+    for start in range(0, n, batch_size):
+        batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
+        s = encode_inputs(spec, batch)
+        total = 0
+        layer_spikes = []
+        for index in range(len(boards.weights)):
+            s, layer_counts = layer(index, s)
+            per_board = layer_counts.reshape(len(layer_counts), n_boards, -1)
+            total = total + per_board.sum(2)
+            if record:
+                layer_spikes.append(s.reshape(*s.shape[:2], n_boards, -1))
+        counts.append(per_board)
+        totals.append(total)
+        recorded.append(layer_spikes)
+    all_counts, all_totals = np.concatenate(counts), np.concatenate(totals)
+    results = []
+    for k in range(n_boards):
+        result = TwinResult(np.ascontiguousarray(all_counts[:, k]), all_totals[:, k].copy())
+        if record:
+            result.spikes = [np.concatenate([r[i][:, :, k] for r in recorded], axis=1)
+                             for i in range(len(boards.weights))]
+        results.append(result)
+    return results
 
 
 @dataclass
@@ -197,7 +307,8 @@ def monte_carlo(spec: NetworkSpec, circuit: AnalogCircuit, x: np.ndarray, labels
     """Draw ``n_boards`` boards (every part independently within its tolerance; options
     overridden by ``overrides``, e.g. ``resistor_tolerance=0.05``) and score each on
     ``(x, labels)``. Boards are drawn ``chunk`` at a time (as ``(K, out, in)`` arrays) from
-    one seeded generator, so the result depends only on ``seed``."""
+    one seeded generator, so the result depends only on ``seed``, and each chunk runs
+    vectorised (:func:`run_boards`)."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
@@ -212,8 +323,7 @@ def monte_carlo(spec: NetworkSpec, circuit: AnalogCircuit, x: np.ndarray, labels
         for c, child in enumerate(seeds):
             k_here = min(chunk, n_boards - c * chunk)
             boards = draw_boards(circuit, k_here, seed=child, **overrides)
-            for k in range(k_here):
-                predictions = run_board(spec, boards, k, x).predictions
-                accuracies.append(float((predictions == labels).mean()))
-                bar.update(1)
+            for result in run_boards(spec, boards, x):
+                accuracies.append(float((result.predictions == labels).mean()))
+            bar.update(k_here)
     return MonteCarloResult(np.array(accuracies), len(labels), seed, options.to_dict())

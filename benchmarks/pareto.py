@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from spikeforge.config import TrainConfig
 from spikeforge.hardware.bundle import load_bundle
 from spikeforge.hardware.circuit import CircuitOptions
@@ -108,22 +106,12 @@ def plot_pareto(rows: list[dict[str, Any]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from spikeforge.plots import _save
+    from spikeforge.plots import _save, draw_pareto
 
-    parts = np.array([r["total_parts"] for r in rows])
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    order = np.argsort(parts)
-    for key, style, label in (("mc_p5", "o-", "5th percentile of boards"),
-                              ("mc_median", "s--", "median of boards")):
-        values = np.array([100 * r[key] for r in rows])
-        ax.plot(parts[order], values[order], style, label=label)
-    for r in rows:
-        ax.annotate("-".join(map(str, r["layers"])), (r["total_parts"], 100 * r["mc_p5"]),
-                    textcoords="offset points", xytext=(4, -12), fontsize=7)
-    ax.set(xscale="log", xlabel="parts on the board (all kinds)",
-           ylabel="MNIST test accuracy (%)",
+    draw_pareto(ax, rows)
+    ax.set(ylabel="MNIST test accuracy (%)",
            title="Accuracy against part count (E24, 1 % resistors)")
-    ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     _save(fig, path)

@@ -169,18 +169,20 @@ def average_buffers(module: torch.nn.Module, prefix: str, ctx: DistContext | Non
             buffer.div_(ctx.world_size)
 
 
-def check_replicas(module: torch.nn.Module, ctx: DistContext | None) -> None:
+def check_replicas(module: torch.nn.Module, ctx: DistContext | None,
+                   rank_local: str | None = None) -> None:
     """Raise if the ranks' copies of the parameters and buffers have drifted apart.
 
     They must stay bit-identical (same start, same averaged gradients, same deterministic
     pruning masks); a cheap per-epoch check of that: every rank's float64 sum of each
-    tensor, gathered and compared.
+    tensor, gathered and compared. Buffers named ``rank_local...`` are left out: statistics
+    of each rank's own samples (the pruning ranking's input power, averaged only before a
+    pruning step).
     """
     if ctx is None:
         return
-    # the pruning ranking's input-power averages are per rank until a pruning step
     tensors = [*module.parameters(), *(b for name, b in module.named_buffers()
-                                       if not name.startswith("input_power"))]
+                                       if rank_local is None or not name.startswith(rank_local))]
     sums = torch.stack([t.detach().double().sum() for t in tensors]).to(ctx.device)
     gathered = [torch.empty_like(sums) for _ in range(ctx.world_size)]
     torch_dist.all_gather(gathered, sums)

@@ -43,6 +43,9 @@ from spikeforge.neurons.lif import lif_sequence, membrane_sequence
 from spikeforge.spec import EncodingSpec, NetworkSpec, NeuronSpec, decode
 from spikeforge.surrogates import FastSigmoid, Surrogate
 
+#: name prefix of the per-layer buffers holding each input's running mean square (pruning)
+INPUT_POWER = "input_power"
+
 
 class SpikingOutput(NamedTuple):
     """counts: output spike counts ``(batch, classes)``; spikes: every layer's
@@ -125,7 +128,7 @@ class SpikingNet(nn.Module):
         if masked:
             for i, layer in enumerate(self.layers):
                 self.register_buffer(f"mask{i}", torch.ones_like(layer.weight))
-                self.register_buffer(f"input_power{i}", torch.zeros(layer.in_features))
+                self.register_buffer(f"{INPUT_POWER}{i}", torch.zeros(layer.in_features))
 
     def encode_input(self, x: torch.Tensor) -> torch.Tensor:
         """Raw samples to the first layer's input: the training-time encoder (Poisson draws
@@ -215,7 +218,7 @@ class SpikingNet(nn.Module):
         inputs, over samples and steps: pixels' mean square on the first layer, firing
         probabilities per clock on the others."""
         power = s.detach().float().pow(2).reshape(-1, s.shape[-1]).mean(0)
-        buffer = getattr(self, f"input_power{i}")
+        buffer = getattr(self, f"{INPUT_POWER}{i}")
         if not bool(buffer.any()):
             buffer.copy_(power)
         else:
@@ -225,7 +228,7 @@ class SpikingNet(nn.Module):
         """Root mean square of each layer's inputs in training (``None`` without masks)."""
         if not self.masked:
             return None
-        return [getattr(self, f"input_power{i}").sqrt() for i in range(len(self.layers))]
+        return [getattr(self, f"{INPUT_POWER}{i}").sqrt() for i in range(len(self.layers))]
 
     def masks(self) -> list[torch.Tensor] | None:
         """The pruning masks, one per layer (``None`` when the model has none)."""

@@ -149,6 +149,23 @@ def plot_run(run_dir: str | os.PathLike, model: Any, data: Any,
     return paths
 
 
+def draw_pareto(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Accuracy against part count on ``ax``, as ``benchmarks/pareto.py`` measures it: the
+    5th percentile and the median of drawn boards for each design (``rows``: that script's
+    JSON lines), each point labelled with the design's layer sizes, parts on a log axis."""
+    parts = np.array([r["total_parts"] for r in rows], dtype=np.float64)
+    order = np.argsort(parts)
+    for key, style, label in (("mc_p5", "o-", "5th percentile of boards"),
+                              ("mc_median", "s--", "median of boards")):
+        values = np.array([100 * r[key] for r in rows])
+        ax.plot(parts[order], values[order], style, label=label)
+    for r in rows:
+        ax.annotate("-".join(map(str, r["layers"])), (r["total_parts"], 100 * r["mc_p5"]),
+                    textcoords="offset points", xytext=(4, -12), fontsize=7)
+    ax.set(xscale="log", xlabel="parts on the board (all kinds)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def plot_monte_carlo(summary: dict[str, Any], path: str | os.PathLike) -> Path:
     """Histogram of the accuracy of drawn boards, with the ideal and nominal parts and the
     5th percentile marked."""

@@ -59,7 +59,7 @@ from spikeforge.encoders import Encoder
 from spikeforge.errors import CheckpointError, ConfigError, SpikeforgeError
 from spikeforge.io import atomic_open, write_json, write_text
 from spikeforge.losses import Objective
-from spikeforge.models import ConvSpikingNet, SpikingNet
+from spikeforge.models import INPUT_POWER, ConvSpikingNet, SpikingNet
 from spikeforge.pruning import Pruner, count_synapses, max_fan_in
 from spikeforge.spec import NetworkSpec, decode
 from spikeforge.surrogates import get_surrogate
@@ -252,7 +252,7 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
     for batch, start in enumerate(range(0, len(x), batch_size)):
         if pruner is not None:
             if first_step + batch in pruner.schedule:  # every rank ranks the same inputs
-                average_buffers(net, "input_power", dist)
+                average_buffers(net, INPUT_POWER, dist)
             pruner(net, first_step + batch)
         idx = order[start:start + batch_size]
         n_global = len(idx)
@@ -264,7 +264,7 @@ def train_epoch(model: Model, x: torch.Tensor, y: torch.Tensor,
             xb = random_shift(xb, image_shape, augment_shift)
         out = model(xb, record=objective.needs_spikes, membrane=objective.needs_membrane)
         counts = out.counts
-        decoded = out.membrane if objective.loss == "ce_membrane" else counts
+        decoded = out.membrane if objective.needs_membrane else counts
         batch_correct = int((decode(decoded.detach()) == yb).sum())
         loss = objective(out, yb)
         loss_value = loss.item()
@@ -480,7 +480,7 @@ def _init_from(model: Model, run_dir: str, spec: NetworkSpec) -> None:
     weights = {k: v for k, v in source["model"].items() if not k.startswith("mask")}
     model.load_state_dict(weights, strict=False)  # checks shapes; masks are handled below
     missing = sorted(k for k in set(model.state_dict()) - set(weights)
-                     if not k.startswith(("mask", "input_power")))
+                     if not k.startswith(("mask", INPUT_POWER)))
     if missing:
         raise CheckpointError(f"--init-from {run_dir}: its checkpoint lacks {missing}")
     source_masks = [source["model"].get(f"mask{i}") for i in range(len(model.layers))]
@@ -636,7 +636,7 @@ def _fit(config: TrainConfig, run_dir: str | os.PathLike | None, resume: bool, f
                 raise DivergenceError(f"epoch {epoch}: {e}; {kept}") from None
             seconds = time.perf_counter() - start
         train_seconds += seconds
-        check_replicas(unwrap(trained), dist)
+        check_replicas(unwrap(trained), dist, rank_local=INPUT_POWER)
         if not main:
             continue
         test = evaluate(model, test_x, test_y, config.eval_batch_size, readout(config))

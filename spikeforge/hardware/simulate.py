@@ -145,7 +145,7 @@ def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[
         current = layer_currents(s, weights[index], biases[index], dtypes[index])
         return lif_layer(current, spec, index)
 
-    return _run_batches(spec, len(weights), layer, x, record, batch_size, encode)
+    return _run_batches(spec, len(weights), layer, x, record, batch_size, encode)[0]
 
 
 def _digital_codes(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
@@ -162,10 +162,14 @@ def _digital_codes(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
 
 
 def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, record: bool,
-                 batch_size: int, encode: Any = encode_inputs) -> TwinResult:
+                 batch_size: int, encode: Any = encode_inputs,
+                 networks: int = 1) -> list[TwinResult]:
     """Feed ``x`` through ``layer(index, input) -> (spikes, counts)`` for every layer, a
-    batch of inputs at a time (bounded memory), and collect the result; ``encode`` turns a
-    batch into the first layer's input."""
+    batch of inputs at a time (bounded memory), and collect one result per network;
+    ``encode`` turns a batch into the first layer's input.
+
+    ``networks``: how many networks (drawn boards) ``layer`` runs side by side; each layer's
+    neuron axis then holds them one after another (``K·out``), and the result is split."""
     spike_input = spec.encoding.type == "spikes"
     n = x.shape[1] if spike_input else x.shape[0]
     counts, totals, recorded = [], [], []
@@ -176,17 +180,23 @@ def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, re
         layer_spikes = []
         for index in range(n_layers):
             s, layer_counts = layer(index, s)
-            total = total + layer_counts.sum(1)
-            layer_spikes.append(s)
-        counts.append(layer_counts)
+            per_network = layer_counts.reshape(len(layer_counts), networks, -1)
+            total = total + per_network.sum(2)
+            layer_spikes.append(s.reshape(*s.shape[:2], networks, -1))
+        counts.append(per_network)
         totals.append(total)
         if record:
             recorded.append(layer_spikes)
-    result = TwinResult(np.concatenate(counts), np.concatenate(totals))
-    if record:
-        result.spikes = [np.concatenate([r[i] for r in recorded], axis=1)
-                         for i in range(n_layers)]
-    return result
+    all_counts, all_totals = np.concatenate(counts), np.concatenate(totals)
+    results = []
+    for k in range(networks):
+        result = TwinResult(np.ascontiguousarray(all_counts[:, k]),
+                            np.ascontiguousarray(all_totals[:, k]))
+        if record:
+            result.spikes = [np.concatenate([r[i][:, :, k] for r in recorded], axis=1)
+                             for i in range(n_layers)]
+        results.append(result)
+    return results
 
 
 def score(result: TwinResult, labels: np.ndarray) -> dict[str, float | int]:
@@ -215,17 +225,15 @@ def run_boards(spec: NetworkSpec, boards: Boards, x: np.ndarray, record: bool = 
 
     Vectorised over boards and inputs: a batch of inputs is encoded once for all boards;
     the first layer's currents are one matrix product per board; each later layer's
-    event-driven currents
-    are one kernel call over all boards; each layer's time loop is one call of the board
-    kernel over ``K·out`` neurons with their own constants. ``batch_size`` (inputs per
-    pass) defaults to ``4096 / K``, so the spike trains in flight stay a few MB.
+    event-driven currents are one kernel call over all boards; each layer's time loop is
+    one call of the board kernel over ``K·out`` neurons with their own constants.
+    ``batch_size`` (inputs per pass) defaults to ``4096 / K``, so the spike trains in
+    flight stay a few MB.
     """
     from spikeforge import kernels
 
     n_boards, steps = boards.n_boards, spec.timesteps
     batch_size = batch_size or max(64, 4096 // n_boards)
-    spike_input = spec.encoding.type == "spikes"
-    n = x.shape[1] if spike_input else x.shape[0]
 
     def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = boards.weights[index]
@@ -256,32 +264,8 @@ def run_boards(spec: NetworkSpec, boards: Boards, x: np.ndarray, record: bool = 
                                  counts.reshape(-1))
         return spikes, counts
 
-    counts: list[np.ndarray] = []
-    totals: list[np.ndarray] = []
-    recorded: list[list[np.ndarray]] = []
-    for start in range(0, n, batch_size):
-        batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
-        s = encode_inputs(spec, batch)
-        total = 0
-        layer_spikes = []
-        for index in range(len(boards.weights)):
-            s, layer_counts = layer(index, s)
-            per_board = layer_counts.reshape(len(layer_counts), n_boards, -1)
-            total = total + per_board.sum(2)
-            if record:
-                layer_spikes.append(s.reshape(*s.shape[:2], n_boards, -1))
-        counts.append(per_board)
-        totals.append(total)
-        recorded.append(layer_spikes)
-    all_counts, all_totals = np.concatenate(counts), np.concatenate(totals)
-    results = []
-    for k in range(n_boards):
-        result = TwinResult(np.ascontiguousarray(all_counts[:, k]), all_totals[:, k].copy())
-        if record:
-            result.spikes = [np.concatenate([r[i][:, :, k] for r in recorded], axis=1)
-                             for i in range(len(boards.weights))]
-        results.append(result)
-    return results
+    return _run_batches(spec, len(boards.weights), layer, x, record, batch_size,
+                        networks=n_boards)
 
 
 @dataclass

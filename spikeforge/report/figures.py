@@ -185,20 +185,12 @@ def pareto_figure(rows: Sequence[dict[str, Any]], here: tuple[int, float] | None
                   here_label: str) -> bytes:
     """Accuracy (5th percentile and median of boards) against part count, as
     benchmarks/pareto.py measures it, with this design as a star."""
-    parts = np.array([r["total_parts"] for r in rows], dtype=np.float64)
-    order = np.argsort(parts)
+    from spikeforge.plots import draw_pareto
+
     fig, ax = plt.subplots(figsize=(6.6, 4))
-    for key, style, label in (("mc_p5", "o-", "5th percentile of boards"),
-                              ("mc_median", "s--", "median of boards")):
-        acc = np.array([100 * r[key] for r in rows])
-        ax.plot(parts[order], acc[order], style, label=label)
-    for r in rows:
-        ax.annotate("-".join(map(str, r["layers"])), (r["total_parts"], 100 * r["mc_p5"]),
-                    textcoords="offset points", xytext=(4, -12), fontsize=7)
+    draw_pareto(ax, rows)
     if here is not None:
         ax.plot([here[0]], [100 * here[1]], "*", ms=16, color="crimson", label=here_label)
-    ax.set(xscale="log", xlabel="parts on the board (all kinds)",
-           ylabel="test accuracy (%)", title="Accuracy against part count")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set(ylabel="test accuracy (%)", title="Accuracy against part count")
     ax.legend(fontsize=8)
     return png(fig)

@@ -30,8 +30,8 @@ slower, obviously right, and the yardstick the fused loop is tested against.
 from __future__ import annotations
 
 import os
-from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,33 +49,39 @@ def _current_at(current: torch.Tensor, t: int) -> torch.Tensor:
     return current if current.dim() == 2 else current[t]
 
 
-def _flat(x: torch.Tensor) -> Any:
-    """``(T, ...)`` tensor as a ``(T, M)`` NumPy view for the kernels (no copy)."""
-    return x.view(x.shape[0], -1).numpy()
+def _flat(x: np.ndarray) -> np.ndarray:
+    """``(T, ...)`` array as ``(T, M)`` for the kernels (a view, no copy)."""
+    return x.reshape(x.shape[0], -1)
+
+
+# The kernels are called once per layer and pass, so the glue around them is a visible share
+# of a small network's training step: arrays are made and viewed with NumPy (about half the
+# cost of torch's allocation, view and .numpy() calls) and handed to torch without copies.
 
 
 def _forward_kernels(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
                      surrogate: Surrogate | None) -> Saved:
     from spikeforge import kernels
 
-    shape = current.shape[-2:]
-    current = current.detach().contiguous()
-    constant = current.dim() == 2
-    spikes = torch.empty((timesteps, *shape), dtype=current.dtype)
-    slope = torch.empty_like(spikes)
-    active = torch.empty_like(spikes) if neuron.refractory else spikes.new_empty((1, 1))
+    held = current.detach().contiguous().numpy()
+    constant = held.ndim == 2
+    shape = (timesteps, *held.shape[-2:])
+    spikes = np.empty(shape, held.dtype)
+    slope = np.empty(shape, held.dtype)
+    active = np.empty(shape if neuron.refractory else (1, 1), held.dtype)
     kind, param = kernels.surrogate_code(surrogate or FastSigmoid())
-    number = spikes.numpy().dtype.type
-    kernels.lif_forward(_flat(current[None] if constant else current), constant,
-                         number(neuron.decay), number(neuron.threshold), neuron.reset == "zero",
-                         neuron.refractory, kind, number(param), _flat(spikes), _flat(slope),
-                         _flat(active))
-    active_or_none = active if neuron.refractory else None
+    number = held.dtype.type
+    kernels.lif_forward(held.reshape(1, -1) if constant else _flat(held), constant,
+                        number(neuron.decay), number(neuron.threshold), neuron.reset == "zero",
+                        neuron.refractory, kind, number(param), _flat(spikes), _flat(slope),
+                        _flat(active))
+    spikes_t, slope_t = torch.from_numpy(spikes), torch.from_numpy(slope)
+    active_or_none = torch.from_numpy(active) if neuron.refractory else None
     if surrogate is not None and kind == kernels.STORE_MEMBRANE:  # slope holds U - θ
-        slope = surrogate.derivative(slope)
+        slope_t = surrogate.derivative(slope_t)
         if active_or_none is not None:
-            slope.mul_(active_or_none)
-    return spikes, slope, active_or_none
+            slope_t.mul_(active_or_none)
+    return spikes_t, slope_t, active_or_none
 
 
 def _run_torch(current: torch.Tensor, neuron: NeuronSpec, timesteps: int) -> Saved:
@@ -138,15 +144,15 @@ def _backward(grad_spikes: torch.Tensor, spikes: torch.Tensor, slope: torch.Tens
     if _use_kernels(grad_spikes):
         from spikeforge import kernels
 
-        grad_spikes = grad_spikes.contiguous()
-        grad_current = torch.empty((1, *spikes.shape[1:]) if constant else spikes.shape,
-                                   dtype=spikes.dtype)
-        dummy = spikes.new_empty((1, 1))
-        kernels.lif_backward(_flat(grad_spikes), _flat(slope), _flat(spikes),
-                              _flat(dummy if active is None else active),
-                              spikes.numpy().dtype.type(neuron.decay), neuron.reset == "zero",
-                              neuron.refractory, constant, _flat(grad_current))
-        return grad_current[0] if constant else grad_current
+        spikes_np = spikes.numpy()
+        dtype = spikes_np.dtype
+        grad_current = np.empty((1, *spikes.shape[1:]) if constant else spikes.shape, dtype)
+        kernels.lif_backward(_flat(grad_spikes.contiguous().numpy()), _flat(slope.numpy()),
+                             _flat(spikes_np),
+                             np.empty((1, 1), dtype) if active is None else _flat(active.numpy()),
+                             dtype.type(neuron.decay), neuron.reset == "zero",
+                             neuron.refractory, constant, _flat(grad_current))
+        return torch.from_numpy(grad_current[0] if constant else grad_current)
     grad_u = grad_spikes * slope
     g = grad_u.unbind(0)
     if neuron.reset == "zero":

@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -737,20 +737,27 @@ def _given_file(path: str, names: tuple[str, ...], flag: str, produce: str) -> P
     raise ReportError(f"{flag} {p}: no such file or folder")
 
 
+def _stored_result(given: str | None, bundle_dir: Path | None, names: tuple[str, ...],
+                   flag: str, produce: str, check: Callable[[Any, Path], dict[str, Any]]
+                   ) -> tuple[dict[str, Any] | None, str | None]:
+    """A stored result and where it came from: the file given by ``flag`` (an error if it
+    is not one), else the first of the bundle's candidates that ``check`` accepts."""
+    if given:
+        path = _given_file(given, names, flag, produce)
+        return check(_read_json(path, flag), path), str(path)
+    for path in _candidates(bundle_dir, names):
+        with contextlib.suppress(ReportError):
+            return check(_read_json(path, flag), path), str(path)
+    return None, None
+
+
 def _stored_results(data: ReportData) -> None:
     """SPICE, RTL and Pareto results: given by option, else found in the bundle."""
     o = data.options
     bundle_dir = None if data.bundle_exported else data.bundle_dir
     spice_cmd, rtl_cmd = SPICE_COMMAND, RTL_COMMAND
-    if o.spice:
-        path = _given_file(o.spice, SPICE_NAMES, "--spice", spice_cmd)
-        data.spice, data.spice_source = _check_spice(_read_json(path, "--spice"), path), str(path)
-    else:
-        for path in _candidates(bundle_dir, SPICE_NAMES):
-            with contextlib.suppress(ReportError):
-                data.spice = _check_spice(_read_json(path, "--spice"), path)
-                data.spice_source = str(path)
-                break
+    data.spice, data.spice_source = _stored_result(o.spice, bundle_dir, SPICE_NAMES, "--spice",
+                                                   spice_cmd, _check_spice)
     if data.spice is None:
         if data.target == "digital":
             data.lack("spice", "SPICE simulates the analog board; this is a digital bundle",
@@ -758,14 +765,8 @@ def _stored_results(data: ReportData) -> None:
         else:
             data.lack("spice", "no stored SPICE result (--spice, or spice.json in the bundle)",
                       spice_cmd)
-    if o.rtl:
-        path = _given_file(o.rtl, RTL_NAMES, "--rtl", rtl_cmd)
-        data.rtl, data.rtl_source = _check_rtl(_read_json(path, "--rtl"), path), str(path)
-    else:
-        for path in _candidates(bundle_dir, RTL_NAMES):
-            with contextlib.suppress(ReportError):
-                data.rtl, data.rtl_source = _check_rtl(_read_json(path, "--rtl"), path), str(path)
-                break
+    data.rtl, data.rtl_source = _stored_result(o.rtl, bundle_dir, RTL_NAMES, "--rtl", rtl_cmd,
+                                               _check_rtl)
     if data.rtl is None:
         if data.target == "analog":
             data.lack("rtl", "RTL is generated for the digital target; this is an analog bundle",

@@ -4,7 +4,11 @@ The reference network (784-128-10 LIF, decay 0.9, threshold 1, reset to zero, T 
 constant-current input, fast-sigmoid surrogate, cross-entropy on spike counts, Adam) is
 trained for the same MNIST batches, from the same initial weights, by
 
-- ``spikeforge``: :class:`spikeforge.models.SpikingNet` (W·x once per sample, fused LIF loop);
+- ``spikeforge``: :class:`spikeforge.models.SpikingNet` (W·x once per sample, fused LIF loop,
+  the readout as one node: ``lif_readout``);
+- ``layer_by_layer``: the same model called with ``record=True``, which runs every layer
+  through its own fused LIF loop and autograd's matrix products (what ``spikeforge`` did
+  before ``lif_readout``);
 - ``plain_loop``: the same layer-by-layer schedule with the plain autograd LIF loop
   (:func:`spikeforge.neurons.lif_sequence_unfused`);
 - ``snntorch``: ``snn.Leaky(reset_mechanism="zero")`` written as snnTorch's tutorials do
@@ -124,6 +128,7 @@ def main() -> None:
     torch.manual_seed(0)
     reference = SpikingNet(spec, FastSigmoid(SLOPE))
     factories = {"spikeforge": lambda: SpikingNet(spec, FastSigmoid(SLOPE)),
+                 "layer_by_layer": lambda: SpikingNet(spec, FastSigmoid(SLOPE)),
                  "plain_loop": lambda: PlainLoopNet(spec),
                  "snntorch": lambda: snntorch_net(spec)}
     methods = {}
@@ -134,7 +139,8 @@ def main() -> None:
         for mine, ref in zip(model.layers, reference.layers, strict=True):  # identical init
             mine.load_state_dict(ref.state_dict())
         optimizer = torch.optim.Adam(model.parameters(), lr=2e-3, fused=True)
-        methods[name] = {"model": model, "opt": optimizer, "seconds": 0.0, "loss": 0.0, "next": 0}
+        methods[name] = {"model": model, "opt": optimizer, "seconds": 0.0, "loss": 0.0, "next": 0,
+                         "record": name == "layer_by_layer"}
 
     def run(m: dict, n: int) -> None:
         for _ in range(n):
@@ -142,8 +148,8 @@ def main() -> None:
             idx = order[i * args.batch_size:(i + 1) * args.batch_size]
             m["next"] += 1
             # as `spikeforge train` calls it when the loss reads spike counts
-            out = (m["model"](x[idx], membrane=False) if isinstance(m["model"], SpikingNet)
-                   else m["model"](x[idx]))
+            out = (m["model"](x[idx], record=m["record"], membrane=False)
+                   if isinstance(m["model"], SpikingNet) else m["model"](x[idx]))
             counts = out.counts if isinstance(out, SpikingOutput) else out
             loss = F.cross_entropy(counts, y[idx])
             m["opt"].zero_grad()

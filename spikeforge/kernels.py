@@ -1,6 +1,7 @@
 """Numba kernels for the CPU: the LIF time loop (training and the twin) in one call per
-layer and pass instead of several tensor operations per time step, and the twin's
-spike-driven synaptic currents.
+layer and pass instead of several tensor operations per time step, the training readout's
+backward pass (the last hidden layer re-run per sample, :func:`lif_readout_backward`), and
+the twin's spike-driven synaptic currents.
 
 They compute exactly what the torch loop in :mod:`spikeforge.neurons.lif` computes (the
 contract of :mod:`spikeforge.spec`, same float operations in the same order, no fused
@@ -31,6 +32,7 @@ BLOCK = 1024  # neurons per work item: large enough to vectorise, small enough t
 #: surrogate class -> (kind code, name of its shape parameter)
 SURROGATE_KINDS: dict[type, tuple[int, str]] = {FastSigmoid: (0, "slope"), SuperSpike: (0, "beta")}
 STORE_MEMBRANE = -1
+NO_SLOPE = -2  # inference, or a layer whose backward pass recomputes its membrane
 
 
 def surrogate_code(surrogate: Surrogate) -> tuple[int, float]:
@@ -64,8 +66,9 @@ def _slopes(kind, u, threshold, p, one, out):  # pragma: no cover - compiled
 @njit(parallel=True, cache=True, nogil=True)
 def lif_forward(current, constant, decay, threshold, reset_zero, refractory, kind, param,
                 spikes, slope, active):  # pragma: no cover - compiled
-    """Fill ``spikes`` (0/1), ``slope`` (σ'(U - θ)·active, or ``U - θ``) and, with a
-    refractory period, ``active`` (1 where the neuron listened) for all steps."""
+    """Fill ``spikes`` (0/1), ``slope`` (σ'(U - θ)·active, or ``U - θ``; untouched for
+    ``kind = NO_SLOPE``) and, with a refractory period, ``active`` (1 where the neuron
+    listened) for all steps."""
     steps, m_total = spikes.shape
     zero = spikes.dtype.type(0.0)
     one = spikes.dtype.type(1.0)
@@ -86,7 +89,8 @@ def lif_forward(current, constant, decay, threshold, reset_zero, refractory, kin
                     s[k] = one if fired else zero
                     reset = zero if reset_zero else uk - threshold
                     v[k] = reset if fired else uk
-                _slopes(kind, u, threshold, param, one, slope[t, lo:hi])
+                if kind != NO_SLOPE:
+                    _slopes(kind, u, threshold, param, one, slope[t, lo:hi])
                 continue
             a = active[t, lo:hi]
             for k in range(hi - lo):
@@ -102,7 +106,8 @@ def lif_forward(current, constant, decay, threshold, reset_zero, refractory, kin
                 else:
                     refractory_left[k] = max(refractory_left[k] - 1, 0)
                     v[k] = uk
-            _slopes(kind, u, threshold, param, one, slope[t, lo:hi])
+            if kind != NO_SLOPE:
+                _slopes(kind, u, threshold, param, one, slope[t, lo:hi])
             if kind >= 0:  # a neuron that was not listening has no gradient
                 for k in range(hi - lo):
                     slope[t, lo + k] *= a[k]
@@ -150,6 +155,91 @@ def lif_backward(grad_spikes, slope, spikes, active, decay, reset_zero, refracto
                 grad_current[t, lo:hi] = g
         if constant:
             grad_current[0, lo:hi] = total
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_readout_backward(current, constant, grad_out, weight_out, scale, scaled, decay,
+                         threshold, reset_zero, param, grad_current,
+                         grad_weight_parts):  # pragma: no cover - compiled
+    """The backward pass of the hidden LIF layer that feeds the output layer
+    (:func:`spikeforge.neurons.lif.lif_readout`), one sample at a time, from its input
+    current alone (reset to zero or by subtraction, no refractory period, fast-sigmoid
+    slopes):
+
+    1. re-run the layer's forward time loop (the same operations as :func:`lif_forward`,
+       so the same membrane ``U[t]`` and spikes ``s[t]``), keeping ``U`` for this sample;
+    2. backwards in time, with ``G[t] = dL/dI_out[t]`` (``grad_out``) and the output
+       layer's input scale ``m`` (dropout; 1 unless ``scaled``)::
+
+           dL/ds[t]   = (G[t] · W_out) ⊙ m
+           g[t]       = dL/ds[t] · σ'(U[t] - θ) + decay · keep[t] · g[t+1]
+           dL/dI[t]   = g[t]                  (summed over t for a held current)
+           dL/dW_out += G[t]^T · (s[t] ⊙ m)
+
+    Nothing of size ``T x batch x neurons`` is read but the current, and ``dL/ds`` is
+    never stored. ``current`` ``(1 or T, B, H)``; ``grad_out`` ``(T, B, K)``;
+    ``weight_out`` ``(K, H)``; ``scale`` ``(B, H)``; ``grad_current`` shaped like
+    ``current``; ``grad_weight_parts`` ``(P, K, H)``: the partial sum of ``dL/dW_out`` over
+    each of ``P`` contiguous groups of samples (the caller adds them in order, so the sum
+    does not depend on the threads).
+    """
+    steps, batch, k_out = grad_out.shape
+    n = weight_out.shape[1]
+    n_parts = grad_weight_parts.shape[0]
+    per = (batch + n_parts - 1) // n_parts
+    zero = current.dtype.type(0.0)
+    one = current.dtype.type(1.0)
+    for part in prange(n_parts):
+        grad_w = grad_weight_parts[part]
+        grad_w[:, :] = zero
+        u = np.empty((steps, n), current.dtype)
+        v = np.empty(n, current.dtype)
+        g = np.empty(n, current.dtype)
+        grad_s = np.empty(n, current.dtype)
+        s_in = np.empty(n, current.dtype)
+        total = np.empty(n, current.dtype)
+        for b in range(part * per, min(batch, part * per + per)):
+            v[:] = zero
+            for t in range(steps):
+                i = current[0 if constant else t, b]
+                ut = u[t]
+                for j in range(n):
+                    uk = decay * v[j] + i[j]
+                    ut[j] = uk
+                    fired = uk >= threshold
+                    reset = zero if reset_zero else uk - threshold
+                    v[j] = reset if fired else uk
+            g[:] = zero
+            total[:] = zero
+            for t in range(steps - 1, -1, -1):
+                ut = u[t]
+                g_out = grad_out[t, b]
+                for j in range(n):
+                    grad_s[j] = zero
+                    s_in[j] = one if ut[j] >= threshold else zero
+                for k in range(k_out):
+                    gk = g_out[k]
+                    for j in range(n):
+                        grad_s[j] += gk * weight_out[k, j]
+                if scaled:
+                    for j in range(n):
+                        grad_s[j] *= scale[b, j]
+                        s_in[j] *= scale[b, j]
+                for k in range(k_out):
+                    gk = g_out[k]
+                    for j in range(n):
+                        grad_w[k, j] += gk * s_in[j]
+                for j in range(n):
+                    d = one + param * abs(ut[j] - threshold)  # the fast sigmoid of _slopes
+                    keep = zero if (reset_zero and ut[j] >= threshold) else one
+                    g[j] = grad_s[j] * (one / (d * d)) + decay * keep * g[j]
+                if constant:
+                    for j in range(n):
+                        total[j] += g[j]
+                else:
+                    grad_current[t, b, :] = g
+            if constant:
+                grad_current[0, b, :] = total
 
 
 @njit(cache=True, inline="always")

@@ -39,7 +39,13 @@ from torch import nn
 from spikeforge.encoders import Encoder, encode, time_major
 from spikeforge.errors import ConfigError
 from spikeforge.hardware.quantize import fake_quantize, fake_snap, series_levels
-from spikeforge.neurons.lif import lif_sequence, membrane_sequence
+from spikeforge.neurons.lif import (
+    lif_readout,
+    lif_sequence,
+    membrane_sequence,
+    readout_fusable,
+    synaptic_current,
+)
 from spikeforge.spec import EncodingSpec, NetworkSpec, NeuronSpec, decode
 from spikeforge.surrogates import FastSigmoid, Surrogate
 
@@ -158,21 +164,18 @@ class SpikingNet(nn.Module):
         recorded = []
         accumulated = None
         last = len(self.layers) - 1
+        fuse = self._fuse_readout(record, membrane)
         for i in range(len(self.layers)):
             if self.masked and self.training:
                 self._track_input_power(i, s)
             if i > 0 and self.training and self.dropout > 0:
-                keep = torch.rand(s.shape[1:], device=s.device) >= self.dropout
-                s = s * (keep / (1.0 - self.dropout))
+                s = s * self._dropout_scale(s.shape[1:], s.device)
             weight, bias = self.layer_params(i, noise=self.training)
-            if s.dim() == 2:  # a held current: W·x + b once, not once per step
-                current = F.linear(s, weight, bias)
-            else:
-                steps, batch, n = s.shape
-                current = F.linear(s.reshape(steps * batch, n), weight, bias)
-                current = current.reshape(steps, batch, -1)
+            current = synaptic_current(s, weight, bias)  # held input: W·x + b once for all T
             if self.training and self.gain_noise > 0:
                 current = current * _tolerance(current.shape[-1:], self.gain_noise, current)
+            if fuse and i == last - 1 and readout_fusable(current, spec.neuron, self.surrogate):
+                return self._readout(current)
             if self.cells is None:
                 s = lif_sequence(current, spec.neuron, spec.timesteps, self.surrogate)
                 if i == last and membrane:
@@ -187,6 +190,34 @@ class SpikingNet(nn.Module):
             if record:
                 recorded.append(s)
         return SpikingOutput(s.sum(0), recorded if record else None, accumulated)
+
+    def _dropout_scale(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Dropout of a layer's inputs ``(batch, n)``: 0 for a silenced input, else
+        ``1 / (1 - p)``, drawn from the global RNG and held for all steps."""
+        keep = torch.rand(shape, device=device) >= self.dropout
+        return keep / (1.0 - self.dropout)
+
+    def _fuse_readout(self, record: bool, membrane: bool) -> bool:
+        """Whether training may run the last hidden layer and the output layer as one node
+        (:func:`~spikeforge.neurons.lif.lif_readout`): gradients on, the contract's LIF, only
+        the output counts asked for, and nothing drawn or tracked between the output
+        layer's inputs and its LIF loop (gain tolerance, pruning's input statistics)."""
+        return (torch.is_grad_enabled() and self.cells is None and len(self.layers) > 1
+                and not record and not membrane
+                and not (self.training and (self.masked or self.gain_noise > 0)))
+
+    def _readout(self, current: torch.Tensor) -> SpikingOutput:
+        """The last hidden layer (driven by ``current``) and the output layer through
+        :func:`~spikeforge.neurons.lif.lif_readout`, with the draws of the layer-by-layer
+        loop in its order (the output layer's dropout mask, then its part tolerance)."""
+        last = len(self.layers) - 1
+        scale = None
+        if self.training and self.dropout > 0:
+            scale = self._dropout_scale(current.shape[-2:], current.device)
+        weight, bias = self.layer_params(last, noise=self.training)
+        counts = lif_readout(current, weight, bias, self.spec.neuron, self.spec.timesteps,
+                             self.surrogate, scale)
+        return SpikingOutput(counts, None, None)
 
     def layer_params(self, i: int, noise: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:

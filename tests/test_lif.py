@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from spikeforge.models import SpikingNet
-from spikeforge.neurons.lif import lif_sequence, lif_sequence_unfused
+from spikeforge.neurons.lif import (
+    lif_readout,
+    lif_sequence,
+    lif_sequence_unfused,
+    readout_fusable,
+)
 from spikeforge.spec import NetworkSpec, NeuronSpec, reference_forward
 from spikeforge.surrogates import FastSigmoid, Surrogate, get_surrogate
 
@@ -60,6 +65,56 @@ def test_network_spikes_equal_the_contract_reference(reset, refractory, dtype):
         assert torch.equal(spikes.bool(), torch.stack(reference[layer])), f"layer {layer}"
     assert out.spikes[-1].sum() > 0
     assert torch.equal(out.counts, out.spikes[-1].sum(0))
+
+
+READOUT_CASES = [  # (reset, dtype, bias, dropout, hidden layers)
+    ("zero", torch.float32, True, 0.25, (16,)),
+    ("subtract", torch.float64, False, 0.0, (16,)),
+    ("zero", torch.float64, True, 0.2, (24, 16)),
+]
+
+
+@pytest.mark.parametrize(("reset", "dtype", "bias", "dropout", "hidden"), READOUT_CASES)
+@pytest.mark.parametrize("inputs", ["held", "spikes"])
+def test_fused_readout_equals_the_layer_by_layer_graph(backend, reset, dtype, bias, dropout,
+                                                       hidden, inputs):
+    """Training runs the last hidden layer and the output layer as one node (lif_readout):
+    the same spikes, and gradients equal to 1e-5 (only the order of float sums differs)."""
+    torch.manual_seed(5)
+    spec = NetworkSpec((20, *hidden, 5), 25, NeuronSpec(0.9, 1.0, reset), bias=bias)
+    net = SpikingNet(spec, FastSigmoid(3.0), dropout=dropout).to(dtype)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.weight.mul_(3.0)
+    x = (torch.rand(32, 20, dtype=dtype) if inputs == "held"
+         else (torch.rand(25, 32, 20) < 0.3).to(dtype))
+    weight = torch.randn(32, 5, dtype=dtype)
+
+    def run(record: bool):
+        torch.manual_seed(9)  # the same dropout masks for both
+        out = net(x, record=record, membrane=False)
+        grads = torch.autograd.grad((out.counts * weight).sum(), list(net.parameters()))
+        return out.counts, grads
+
+    fused, fused_grads = run(record=False)
+    layered, layered_grads = run(record=True)  # recording runs the layer-by-layer graph
+    fused_node = type(fused.grad_fn).__name__ == "_LIFReadoutBackward"
+    assert fused_node == (backend == "kernels")  # the torch loops (GPUs) run layer by layer
+    assert torch.equal(fused, layered)
+    assert 0 < fused.mean() < 25
+    for a, b in zip(fused_grads, layered_grads, strict=True):
+        assert a.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * float(b.abs().max()))
+
+
+def test_fused_readout_refuses_what_its_kernel_does_not_compute(backend):
+    current = torch.rand(4, 6)
+    weight = torch.rand(3, 6)
+    assert readout_fusable(current, NeuronSpec(), FastSigmoid()) == (backend == "kernels")
+    assert not readout_fusable(current, NeuronSpec(refractory=2), FastSigmoid())
+    assert not readout_fusable(current, NeuronSpec(), get_surrogate("sigmoid"))
+    with pytest.raises(ValueError, match="refractory"):
+        lif_readout(current, weight, None, NeuronSpec(refractory=2), 5)
 
 
 def test_fast_sigmoid_gradient_matches_its_formula():

@@ -27,7 +27,9 @@ def test_spiking_net_from_sizes_has_n_layers_hidden_layers():
 
 def test_skipping_the_membrane_changes_no_spike_and_no_gradient():
     """membrane=False (what train_epoch asks for when the loss reads counts) leaves out
-    only the accumulated membrane."""
+    only the accumulated membrane. (It also lets training run the last two layers as one
+    node, lif_readout, whose gradients differ from the layer-by-layer graph's only by the
+    order of float sums.)"""
     torch.manual_seed(0)
     net = SpikingNet(20, 16, 4, timesteps=10)
     x = torch.rand(6, 20)
@@ -40,7 +42,7 @@ def test_skipping_the_membrane_changes_no_spike_and_no_gradient():
         out.counts.pow(2).sum().backward()
         grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * float(a.abs().max()))
 
 
 @pytest.mark.parametrize("reset", ["zero", "subtract"])

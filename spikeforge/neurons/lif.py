@@ -23,6 +23,10 @@ When the input current is the same at every step (constant-current encoding), pa
 with shape ``(batch, n)``: it is added at each step without being copied ``T`` times, and
 its gradient is the sum over time.
 
+:func:`lif_readout` runs the last hidden layer and the output layer as one node for
+training on the CPU: the same spikes, and a backward pass that re-runs the hidden layer
+from its current instead of storing and re-reading its spikes and slopes.
+
 :func:`lif_sequence_unfused` is the same computation written as a plain autograd loop:
 slower, obviously right, and the yardstick the fused loop is tested against.
 """
@@ -38,7 +42,9 @@ import torch.nn.functional as F
 from spikeforge.spec import NeuronSpec
 from spikeforge.surrogates import FastSigmoid, Surrogate
 
-Saved = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+#: spikes, the surrogate slope (or, without a surrogate, the membrane on the torch path and
+#: nothing on the kernels), and where each neuron listened (refractory period only)
+Saved = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
 
 
 def _use_kernels(current: torch.Tensor) -> bool:
@@ -67,17 +73,20 @@ def _forward_kernels(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
     constant = held.ndim == 2
     shape = (timesteps, *held.shape[-2:])
     spikes = np.empty(shape, held.dtype)
-    slope = np.empty(shape, held.dtype)
-    active = np.empty(shape if neuron.refractory else (1, 1), held.dtype)
     kind, param = kernels.surrogate_code(surrogate or FastSigmoid())
+    if surrogate is None:  # inference: no slopes
+        kind = kernels.NO_SLOPE
+    slope = np.empty(shape if kind != kernels.NO_SLOPE else (1, 1), held.dtype)
+    active = np.empty(shape if neuron.refractory else (1, 1), held.dtype)
     number = held.dtype.type
     kernels.lif_forward(held.reshape(1, -1) if constant else _flat(held), constant,
                         number(neuron.decay), number(neuron.threshold), neuron.reset == "zero",
                         neuron.refractory, kind, number(param), _flat(spikes), _flat(slope),
                         _flat(active))
-    spikes_t, slope_t = torch.from_numpy(spikes), torch.from_numpy(slope)
+    spikes_t = torch.from_numpy(spikes)
+    slope_t = torch.from_numpy(slope) if kind != kernels.NO_SLOPE else None
     active_or_none = torch.from_numpy(active) if neuron.refractory else None
-    if surrogate is not None and kind == kernels.STORE_MEMBRANE:  # slope holds U - θ
+    if slope_t is not None and kind == kernels.STORE_MEMBRANE:  # slope holds U - θ
         slope_t = surrogate.derivative(slope_t)
         if active_or_none is not None:
             slope_t.mul_(active_or_none)
@@ -196,6 +205,103 @@ def lif_sequence(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,
     if not (torch.is_grad_enabled() and current.requires_grad):  # inference: no surrogate
         return _forward(current, neuron, timesteps, None)[0]
     return _LIFSequence.apply(current, neuron, timesteps, surrogate or FastSigmoid())
+
+
+def synaptic_current(s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+                     ) -> torch.Tensor:
+    """A layer's input current ``I = W·s + b`` from its inputs ``s``: ``(batch, n)`` held
+    at every step (one product for all ``T`` steps) or ``(T, batch, n)`` (one product for
+    all steps at once)."""
+    if s.dim() == 2:
+        return F.linear(s, weight, bias)
+    steps, batch, n = s.shape
+    return F.linear(s.reshape(steps * batch, n), weight, bias).reshape(steps, batch, -1)
+
+
+#: how many partial sums of the output weights' gradient the readout backward kernel makes
+#: (a fixed split of the batch, so that their sum, added in order, is the same whatever
+#: the thread count)
+READOUT_PARTS = 16
+
+
+def readout_fusable(current: torch.Tensor, neuron: NeuronSpec, surrogate: Surrogate) -> bool:
+    """Whether :func:`lif_readout` can take a hidden layer with this current: the CPU
+    kernels, no refractory period, and a surrogate the kernels evaluate (fast sigmoid,
+    SuperSpike)."""
+    from spikeforge import kernels
+
+    return (_use_kernels(current) and neuron.refractory == 0
+            and kernels.surrogate_code(surrogate)[0] == 0)
+
+
+class _LIFReadout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current: torch.Tensor, weight: torch.Tensor,  # type: ignore[override]
+                bias: torch.Tensor | None, input_scale: torch.Tensor | None,
+                neuron: NeuronSpec, timesteps: int, surrogate: Surrogate) -> torch.Tensor:
+        from spikeforge import kernels
+
+        hidden = _forward_kernels(current, neuron, timesteps, None)[0]  # spikes, no slopes
+        s_in = hidden if input_scale is None else hidden * input_scale
+        spikes, slope, _ = _forward(synaptic_current(s_in, weight, bias), neuron, timesteps,
+                                    surrogate)
+        ctx.save_for_backward(current, weight, input_scale, spikes, slope)
+        ctx.neuron, ctx.has_bias = neuron, bias is not None
+        ctx.param = kernels.surrogate_code(surrogate)[1]
+        return spikes.sum(0)
+
+    @staticmethod
+    def backward(ctx, grad_counts: torch.Tensor):  # type: ignore[override]
+        from spikeforge import kernels
+
+        current, weight, input_scale, spikes, slope = ctx.saved_tensors
+        neuron = ctx.neuron
+        grad_out = _backward(grad_counts.unsqueeze(0).expand(spikes.shape), spikes, slope, None,
+                             neuron, constant=False)
+        held = current.detach().contiguous().numpy()
+        constant = held.ndim == 2
+        grad_current = np.empty_like(held)
+        dtype = held.dtype.type
+        parts = np.empty((READOUT_PARTS, *weight.shape), held.dtype)
+        scale = (np.empty((1, 1), held.dtype) if input_scale is None
+                 else input_scale.to(current.dtype).contiguous().numpy())
+        kernels.lif_readout_backward(
+            held[None] if constant else held, constant, grad_out.numpy(),
+            weight.detach().contiguous().numpy(), scale, input_scale is not None,
+            dtype(neuron.decay), dtype(neuron.threshold), neuron.reset == "zero",
+            dtype(ctx.param), grad_current[None] if constant else grad_current, parts)
+        grad_weight = torch.from_numpy(parts.sum(0))
+        grad_bias = grad_out.sum((0, 1)) if ctx.has_bias else None
+        return torch.from_numpy(grad_current), grad_weight, grad_bias, None, None, None, None
+
+
+def lif_readout(current: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                neuron: NeuronSpec, timesteps: int, surrogate: Surrogate | None = None,
+                input_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Output spike counts ``(batch, n_out)`` of the last hidden LIF layer, driven by
+    ``current`` (``(batch, n)`` held, or ``(T, batch, n)``), and the output LIF layer
+    ``(weight, bias)`` after it, as one autograd node::
+
+        s = LIF(current),   counts = Σ_t LIF(W · (s ⊙ m) + b)[t]      (m: input_scale)
+
+    The spikes are :func:`lif_sequence`'s, bit for bit. What differs is the backward pass:
+    the hidden layer keeps neither its spikes nor its surrogate slopes; one kernel per
+    sample re-runs its time loop from the current and projects the output layer's
+    gradient through ``W`` as it goes (``spikeforge.kernels.lif_readout_backward``), so no
+    ``T x batch x n`` array is stored, re-read or written for the backward pass but the
+    current. Gradients equal the layer-by-layer graph's to float rounding (the order of
+    the ``dL/ds = G · W`` and ``dL/dW`` sums differs; ``tests/test_lif.py``). Only where
+    :func:`readout_fusable` says so (CPU kernels, no refractory period, fast sigmoid or
+    SuperSpike).
+    """
+    surrogate = surrogate or FastSigmoid()
+    if not readout_fusable(current, neuron, surrogate):
+        raise ValueError("lif_readout needs the CPU kernels, no refractory period and a "
+                         "surrogate the kernels evaluate (fast sigmoid, SuperSpike): run "
+                         "the layers with lif_sequence")
+    if current.dim() == 3 and current.shape[0] != timesteps:
+        raise ValueError(f"current has {current.shape[0]} time steps, expected {timesteps}")
+    return _LIFReadout.apply(current, weight, bias, input_scale, neuron, timesteps, surrogate)
 
 
 def lif_sequence_unfused(current: torch.Tensor, neuron: NeuronSpec, timesteps: int,

@@ -1,14 +1,17 @@
 """Numba kernels for the CPU: the LIF time loop (training and the twin) in one call per
-layer and pass instead of several tensor operations per time step, the training readout's
-backward pass (the last hidden layer re-run per sample, :func:`lif_readout_backward`), and
-the twin's spike-driven synaptic currents.
+layer and pass instead of several tensor operations per time step, the training readout
+(the last hidden layer and the output layer run per sample, forward and backward:
+:func:`lif_readout_forward`, :func:`lif_readout_backward`), and the twin's spike-driven
+synaptic currents.
 
-They compute exactly what the torch loop in :mod:`spikeforge.neurons.lif` computes (the
-contract of :mod:`spikeforge.spec`, same float operations in the same order, no fused
-multiply-add), and the tests hold them to it. The neurons are independent, so each thread
-takes a block of neurons and walks it through all ``T`` steps; inside a block the inner
-loop runs over contiguous memory and vectorises. Each kernel touches every ``(T, M)``
-array once: on a memory-bound CPU the passes over memory are what costs.
+Their LIF steps compute exactly what the torch loop in :mod:`spikeforge.neurons.lif`
+computes (the contract of :mod:`spikeforge.spec`, same float operations in the same order,
+no fused multiply-add), and the tests hold them to it. The one sum whose order is free is
+the readout's synaptic current (:func:`_synaptic_sums`), as it is in BLAS. The neurons are
+independent, so each thread takes a block of neurons (the readout kernels: a sample) and
+walks it through all ``T`` steps; inside a block the inner loop runs over contiguous
+memory and vectorises. Each kernel touches every ``(T, M)`` array once: on a memory-bound
+CPU the passes over memory are what costs.
 
 Arrays are 2-D ``(T, M)`` with ``M = batch · neurons``; a current held at every step is
 ``(1, M)`` with ``constant=True``, and then the backward kernel returns its gradient
@@ -157,80 +160,190 @@ def lif_backward(grad_spikes, slope, spikes, active, decay, reset_zero, refracto
             grad_current[0, lo:hi] = total
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def lif_readout_backward(current, constant, grad_out, weight_out, scale, scaled, decay,
-                         threshold, reset_zero, param, grad_current,
-                         grad_weight_parts):  # pragma: no cover - compiled
-    """The backward pass of the hidden LIF layer that feeds the output layer
-    (:func:`spikeforge.neurons.lif.lif_readout`), one sample at a time, from its input
-    current alone (reset to zero or by subtraction, no refractory period, fast-sigmoid
-    slopes):
+#: time steps per pass of the readout kernels over a weight row or gradient row: each
+#: row is loaded once for four steps instead of once per step (the loads, not the
+#: arithmetic, bound these small products)
+STEPS_PER_PASS = 4
 
-    1. re-run the layer's forward time loop (the same operations as :func:`lif_forward`,
-       so the same membrane ``U[t]`` and spikes ``s[t]``), keeping ``U`` for this sample;
-    2. backwards in time, with ``G[t] = dL/dI_out[t]`` (``grad_out``) and the output
-       layer's input scale ``m`` (dropout; 1 unless ``scaled``)::
+
+@njit(cache=True, fastmath={"reassoc"})
+def _synaptic_sums(s, weight, out):  # pragma: no cover - compiled
+    """``out[t, k] = Σ_j weight[k, j] · s[t, j]`` for ``t < out.shape[0]`` (``s`` has at
+    least :data:`STEPS_PER_PASS` - 1 more rows, zero). ``reassoc`` lets the compiler add
+    the terms in whatever order vectorises; the result differs from BLAS's by float
+    rounding only."""
+    steps = out.shape[0]
+    for t in range(0, steps, STEPS_PER_PASS):
+        s0, s1, s2, s3 = s[t], s[t + 1], s[t + 2], s[t + 3]
+        for k in range(weight.shape[0]):
+            w = weight[k]
+            a0 = s.dtype.type(0.0)
+            a1, a2, a3 = a0, a0, a0
+            for j in range(w.shape[0]):
+                a0 += w[j] * s0[j]
+                a1 += w[j] * s1[j]
+                a2 += w[j] * s2[j]
+                a3 += w[j] * s3[j]
+            for dt, total in enumerate((a0, a1, a2, a3)):
+                if t + dt < steps:
+                    out[t + dt, k] = total
+
+
+@njit(cache=True, inline="always")
+def _hidden_sample(current, constant, b, decay, threshold, reset_zero, scale, scaled, v, u,
+                   s):  # pragma: no cover - compiled
+    """Sample ``b`` of the readout's hidden layer through all steps (no refractory
+    period): the membrane ``U[t]`` into ``u`` and the spikes times the output layer's input
+    scale, ``s[t] ⊙ m``, into ``s`` (rows ``t < T``), with :func:`lif_forward`'s
+    operations, so the same membrane and spikes as the layer-by-layer kernel."""
+    zero = v.dtype.type(0.0)
+    one = v.dtype.type(1.0)
+    v[:] = zero
+    for t in range(u.shape[0]):
+        i = current[0 if constant else t, b]
+        ut = u[t]
+        st = s[t]
+        for j in range(v.shape[0]):
+            uk = decay * v[j] + i[j]
+            ut[j] = uk
+            fired = uk >= threshold
+            st[j] = one if fired else zero
+            reset = zero if reset_zero else uk - threshold
+            v[j] = reset if fired else uk
+        if scaled:
+            for j in range(v.shape[0]):
+                st[j] *= scale[b, j]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_readout_forward(current, constant, weight_out, bias_out, scale, scaled, decay,
+                        threshold, reset_zero, membrane_out, counts):  # pragma: no cover
+    """The last hidden LIF layer and the output LIF layer after it
+    (:func:`spikeforge.neurons.lif.lif_readout`), one sample at a time, reset to zero or
+    by subtraction, no refractory period::
+
+        U[t]     = decay · V[t-1] + I[t],         s[t] = U[t] >= θ,  then the reset
+        I_out[t] = W_out · (s[t] ⊙ m) + b_out     (m: the output layer's input scale,
+                                                    1 unless ``scaled``)
+        U_out[t] = decay · V_out[t-1] + I_out[t], s_out[t] = U_out[t] >= θ, the reset
+
+    The LIF steps are :func:`lif_forward`'s operations; the synaptic sums are
+    :func:`_synaptic_sums`. Only ``U_out`` (``membrane_out``, ``(T, B, K)``: the output
+    layer's slopes and resets for the backward pass) and the spike counts ``(B, K)`` are
+    written; the hidden layer's spikes never leave the sample's loop.
+    ``current`` ``(1 or T, B, H)``; ``weight_out`` ``(K, H)``; ``bias_out`` ``(K,)``;
+    ``scale`` ``(B, H)``.
+    """
+    steps, batch, k_out = membrane_out.shape
+    n = weight_out.shape[1]
+    zero = current.dtype.type(0.0)
+    one = current.dtype.type(1.0)
+    for b in prange(batch):
+        v = np.empty(n, current.dtype)
+        u = np.empty((steps, n), current.dtype)
+        s = np.zeros((steps + STEPS_PER_PASS - 1, n), current.dtype)  # rows past T stay 0
+        _hidden_sample(current, constant, b, decay, threshold, reset_zero, scale, scaled, v,
+                       u, s)
+        current_out = np.empty((steps, k_out), current.dtype)
+        _synaptic_sums(s, weight_out, current_out)
+        v_out = np.zeros(k_out, current.dtype)
+        count = np.zeros(k_out, current.dtype)
+        for t in range(steps):
+            for k in range(k_out):
+                uk = decay * v_out[k] + (current_out[t, k] + bias_out[k])
+                fired = uk >= threshold
+                membrane_out[t, b, k] = uk
+                count[k] += one if fired else zero
+                reset = zero if reset_zero else uk - threshold
+                v_out[k] = reset if fired else uk
+        counts[b, :] = count
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_readout_backward(current, constant, grad_counts, membrane_out, weight_out, scale,
+                         scaled, decay, threshold, reset_zero, param, grad_current,
+                         grad_weight_parts, grad_bias_parts):  # pragma: no cover - compiled
+    """The backward pass of :func:`lif_readout_forward`, one sample at a time, from the
+    hidden layer's input current and the output layer's membrane alone (fast-sigmoid
+    slopes ``σ'(x) = 1 / (1 + p|x|)²``):
+
+    1. re-run the hidden layer's forward time loop (the same operations as
+       :func:`lif_forward`, so the same membrane ``U[t]`` and spikes ``s[t]``), keeping
+       ``U`` and ``s ⊙ m`` for this sample;
+    2. the output layer's recurrence backwards in time (:func:`lif_backward`'s, with
+       ``dL/ds_out[t] = dL/dcounts`` at every step)::
+
+           G[t] = dL/dI_out[t] = dL/dcounts · σ'(U_out[t] - θ) + decay · keep_out[t] · G[t+1]
+
+    3. the hidden layer's, backwards in time::
 
            dL/ds[t]   = (G[t] · W_out) ⊙ m
            g[t]       = dL/ds[t] · σ'(U[t] - θ) + decay · keep[t] · g[t+1]
            dL/dI[t]   = g[t]                  (summed over t for a held current)
-           dL/dW_out += G[t]^T · (s[t] ⊙ m)
 
-    Nothing of size ``T x batch x neurons`` is read but the current, and ``dL/ds`` is
-    never stored. ``current`` ``(1 or T, B, H)``; ``grad_out`` ``(T, B, K)``;
-    ``weight_out`` ``(K, H)``; ``scale`` ``(B, H)``; ``grad_current`` shaped like
-    ``current``; ``grad_weight_parts`` ``(P, K, H)``: the partial sum of ``dL/dW_out`` over
-    each of ``P`` contiguous groups of samples (the caller adds them in order, so the sum
-    does not depend on the threads).
+    4. ``dL/dW_out += Σ_t G[t]^T · (s[t] ⊙ m)`` and ``dL/db_out += Σ_t G[t]``.
+
+    ``keep = 1 - s`` for reset "zero" and 1 for "subtract"; ``m`` is the output layer's
+    input scale (1 unless ``scaled``). Nothing of size ``T x batch x neurons`` is read but
+    the current, and ``dL/ds`` is never stored. The products over the output neurons
+    and over time take four terms per pass over a row (loads bound them, not arithmetic).
+    ``grad_counts`` ``(B, K)``; ``grad_current`` shaped like ``current``;
+    ``grad_weight_parts`` ``(P, K, H)`` and ``grad_bias_parts`` ``(P, K)``: the partial
+    sums over each of ``P`` contiguous groups of samples (the caller adds them in order, so
+    the sum does not depend on the threads).
     """
-    steps, batch, k_out = grad_out.shape
+    steps, batch, k_out = membrane_out.shape
     n = weight_out.shape[1]
     n_parts = grad_weight_parts.shape[0]
     per = (batch + n_parts - 1) // n_parts
+    k4 = k_out - k_out % 4
     zero = current.dtype.type(0.0)
     one = current.dtype.type(1.0)
     for part in prange(n_parts):
         grad_w = grad_weight_parts[part]
         grad_w[:, :] = zero
+        grad_b = grad_bias_parts[part]
+        grad_b[:] = zero
         u = np.empty((steps, n), current.dtype)
+        s = np.zeros((steps + STEPS_PER_PASS - 1, n), current.dtype)  # rows past T stay 0
+        grad_out = np.zeros((steps + STEPS_PER_PASS - 1, k_out), current.dtype)
         v = np.empty(n, current.dtype)
         g = np.empty(n, current.dtype)
         grad_s = np.empty(n, current.dtype)
-        s_in = np.empty(n, current.dtype)
         total = np.empty(n, current.dtype)
         for b in range(part * per, min(batch, part * per + per)):
-            v[:] = zero
-            for t in range(steps):
-                i = current[0 if constant else t, b]
-                ut = u[t]
-                for j in range(n):
-                    uk = decay * v[j] + i[j]
-                    ut[j] = uk
-                    fired = uk >= threshold
-                    reset = zero if reset_zero else uk - threshold
-                    v[j] = reset if fired else uk
+            # 1. the hidden layer again
+            _hidden_sample(current, constant, b, decay, threshold, reset_zero, scale, scaled,
+                           v, u, s)
+            for t in range(steps - 1, -1, -1):  # 2. the output layer's G[t]
+                u_out = membrane_out[t, b]
+                for k in range(k_out):
+                    d = one + param * abs(u_out[k] - threshold)  # the fast sigmoid of _slopes
+                    keep = zero if (reset_zero and u_out[k] >= threshold) else one
+                    grad_out[t, k] = (grad_counts[b, k] * (one / (d * d))
+                                      + decay * keep * grad_out[t + 1, k])
+                    grad_b[k] += grad_out[t, k]
             g[:] = zero
             total[:] = zero
-            for t in range(steps - 1, -1, -1):
-                ut = u[t]
-                g_out = grad_out[t, b]
-                for j in range(n):
-                    grad_s[j] = zero
-                    s_in[j] = one if ut[j] >= threshold else zero
-                for k in range(k_out):
-                    gk = g_out[k]
+            for t in range(steps - 1, -1, -1):  # 3. the hidden layer's g[t]
+                gt = grad_out[t]
+                grad_s[:] = zero
+                for k in range(0, k4, 4):
+                    g0, g1, g2, g3 = gt[k], gt[k + 1], gt[k + 2], gt[k + 3]
+                    w0, w1, w2, w3 = (weight_out[k], weight_out[k + 1], weight_out[k + 2],
+                                      weight_out[k + 3])
                     for j in range(n):
-                        grad_s[j] += gk * weight_out[k, j]
+                        grad_s[j] += (g0 * w0[j] + g1 * w1[j]) + (g2 * w2[j] + g3 * w3[j])
+                for k in range(k4, k_out):
+                    gk, wk = gt[k], weight_out[k]
+                    for j in range(n):
+                        grad_s[j] += gk * wk[j]
                 if scaled:
                     for j in range(n):
                         grad_s[j] *= scale[b, j]
-                        s_in[j] *= scale[b, j]
-                for k in range(k_out):
-                    gk = g_out[k]
-                    for j in range(n):
-                        grad_w[k, j] += gk * s_in[j]
+                ut = u[t]
                 for j in range(n):
-                    d = one + param * abs(ut[j] - threshold)  # the fast sigmoid of _slopes
+                    d = one + param * abs(ut[j] - threshold)
                     keep = zero if (reset_zero and ut[j] >= threshold) else one
                     g[j] = grad_s[j] * (one / (d * d)) + decay * keep * g[j]
                 if constant:
@@ -240,6 +353,14 @@ def lif_readout_backward(current, constant, grad_out, weight_out, scale, scaled,
                     grad_current[t, b, :] = g
             if constant:
                 grad_current[0, b, :] = total
+            for t in range(0, steps, STEPS_PER_PASS):  # 4. dL/dW_out
+                s0, s1, s2, s3 = s[t], s[t + 1], s[t + 2], s[t + 3]
+                for k in range(k_out):
+                    g0, g1 = grad_out[t, k], grad_out[t + 1, k]
+                    g2, g3 = grad_out[t + 2, k], grad_out[t + 3, k]
+                    row = grad_w[k]
+                    for j in range(n):
+                        row[j] += (g0 * s0[j] + g1 * s1[j]) + (g2 * s2[j] + g3 * s3[j])
 
 
 @njit(cache=True, inline="always")

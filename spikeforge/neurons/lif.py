@@ -24,8 +24,9 @@ with shape ``(batch, n)``: it is added at each step without being copied ``T`` t
 its gradient is the sum over time.
 
 :func:`lif_readout` runs the last hidden layer and the output layer as one node for
-training on the CPU: the same spikes, and a backward pass that re-runs the hidden layer
-from its current instead of storing and re-reading its spikes and slopes.
+training on the CPU, one sample at a time through both layers: the same LIF steps, and a
+backward pass that re-runs the hidden layer from its current instead of storing and
+re-reading its spikes and slopes.
 
 :func:`lif_sequence_unfused` is the same computation written as a plain autograd loop:
 slower, obviously right, and the yardstick the fused loop is tested against.
@@ -218,9 +219,9 @@ def synaptic_current(s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return F.linear(s.reshape(steps * batch, n), weight, bias).reshape(steps, batch, -1)
 
 
-#: how many partial sums of the output weights' gradient the readout backward kernel makes
-#: (a fixed split of the batch, so that their sum, added in order, is the same whatever
-#: the thread count)
+#: how many partial sums of the output weights' and bias's gradients the readout backward
+#: kernel makes (a fixed split of the batch, so that their sum, added in order, is the
+#: same whatever the thread count)
 READOUT_PARTS = 16
 
 
@@ -234,6 +235,13 @@ def readout_fusable(current: torch.Tensor, neuron: NeuronSpec, surrogate: Surrog
             and kernels.surrogate_code(surrogate)[0] == 0)
 
 
+def _scale_numpy(input_scale: torch.Tensor | None, current: torch.Tensor) -> np.ndarray:
+    """The readout's input scale as the kernels take it (a placeholder when there is none)."""
+    if input_scale is None:
+        return np.empty((1, 1), current.detach().numpy().dtype)
+    return input_scale.detach().to(current.dtype).contiguous().numpy()
+
+
 class _LIFReadout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, current: torch.Tensor, weight: torch.Tensor,  # type: ignore[override]
@@ -241,38 +249,44 @@ class _LIFReadout(torch.autograd.Function):
                 neuron: NeuronSpec, timesteps: int, surrogate: Surrogate) -> torch.Tensor:
         from spikeforge import kernels
 
-        hidden = _forward_kernels(current, neuron, timesteps, None)[0]  # spikes, no slopes
-        s_in = hidden if input_scale is None else hidden * input_scale
-        spikes, slope, _ = _forward(synaptic_current(s_in, weight, bias), neuron, timesteps,
-                                    surrogate)
-        ctx.save_for_backward(current, weight, input_scale, spikes, slope)
+        held = current.detach().contiguous().numpy()
+        batch, n_out = held.shape[-2], weight.shape[0]
+        number = held.dtype.type
+        bias_np = (np.zeros(n_out, held.dtype) if bias is None
+                   else bias.detach().contiguous().numpy())
+        membrane_out = np.empty((timesteps, batch, n_out), held.dtype)
+        counts = np.empty((batch, n_out), held.dtype)
+        kernels.lif_readout_forward(
+            held[None] if held.ndim == 2 else held, held.ndim == 2,
+            weight.detach().contiguous().numpy(), bias_np, _scale_numpy(input_scale, current),
+            input_scale is not None, number(neuron.decay), number(neuron.threshold),
+            neuron.reset == "zero", membrane_out, counts)
+        ctx.save_for_backward(current, weight, input_scale, torch.from_numpy(membrane_out))
         ctx.neuron, ctx.has_bias = neuron, bias is not None
         ctx.param = kernels.surrogate_code(surrogate)[1]
-        return spikes.sum(0)
+        return torch.from_numpy(counts)
 
     @staticmethod
     def backward(ctx, grad_counts: torch.Tensor):  # type: ignore[override]
         from spikeforge import kernels
 
-        current, weight, input_scale, spikes, slope = ctx.saved_tensors
+        current, weight, input_scale, membrane_out = ctx.saved_tensors
         neuron = ctx.neuron
-        grad_out = _backward(grad_counts.unsqueeze(0).expand(spikes.shape), spikes, slope, None,
-                             neuron, constant=False)
         held = current.detach().contiguous().numpy()
-        constant = held.ndim == 2
+        number = held.dtype.type
         grad_current = np.empty_like(held)
-        dtype = held.dtype.type
-        parts = np.empty((READOUT_PARTS, *weight.shape), held.dtype)
-        scale = (np.empty((1, 1), held.dtype) if input_scale is None
-                 else input_scale.to(current.dtype).contiguous().numpy())
+        grad_weight = np.empty((READOUT_PARTS, *weight.shape), held.dtype)
+        grad_bias = np.empty((READOUT_PARTS, weight.shape[0]), held.dtype)
         kernels.lif_readout_backward(
-            held[None] if constant else held, constant, grad_out.numpy(),
-            weight.detach().contiguous().numpy(), scale, input_scale is not None,
-            dtype(neuron.decay), dtype(neuron.threshold), neuron.reset == "zero",
-            dtype(ctx.param), grad_current[None] if constant else grad_current, parts)
-        grad_weight = torch.from_numpy(parts.sum(0))
-        grad_bias = grad_out.sum((0, 1)) if ctx.has_bias else None
-        return torch.from_numpy(grad_current), grad_weight, grad_bias, None, None, None, None
+            held[None] if held.ndim == 2 else held, held.ndim == 2,
+            grad_counts.to(current.dtype).contiguous().numpy(), membrane_out.numpy(),
+            weight.detach().contiguous().numpy(), _scale_numpy(input_scale, current),
+            input_scale is not None, number(neuron.decay), number(neuron.threshold),
+            neuron.reset == "zero", number(ctx.param),
+            grad_current[None] if held.ndim == 2 else grad_current, grad_weight, grad_bias)
+        return (torch.from_numpy(grad_current), torch.from_numpy(grad_weight.sum(0)),
+                torch.from_numpy(grad_bias.sum(0)) if ctx.has_bias else None,
+                None, None, None, None)
 
 
 def lif_readout(current: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -284,13 +298,16 @@ def lif_readout(current: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 
         s = LIF(current),   counts = Σ_t LIF(W · (s ⊙ m) + b)[t]      (m: input_scale)
 
-    The spikes are :func:`lif_sequence`'s, bit for bit. What differs is the backward pass:
-    the hidden layer keeps neither its spikes nor its surrogate slopes; one kernel per
-    sample re-runs its time loop from the current and projects the output layer's
-    gradient through ``W`` as it goes (``spikeforge.kernels.lif_readout_backward``), so no
-    ``T x batch x n`` array is stored, re-read or written for the backward pass but the
-    current. Gradients equal the layer-by-layer graph's to float rounding (the order of
-    the ``dL/ds = G · W`` and ``dL/dW`` sums differs; ``tests/test_lif.py``). Only where
+    Both passes run one sample at a time through all ``T`` steps of both layers, in one
+    Numba kernel each (``spikeforge.kernels.lif_readout_forward`` and
+    ``lif_readout_backward``), so nothing of size ``T x batch x n`` is written, stored or
+    re-read: the forward pass keeps only the output layer's membrane ``(T, batch, n_out)``
+    and the backward pass re-runs the hidden layer from its current. The LIF steps are
+    :func:`lif_sequence`'s operations, so the hidden spikes are bit for bit the same. The
+    output layer's synaptic sum ``W · s`` runs in the order that vectorises, not BLAS's, so
+    the output current differs from the layer-by-layer graph's by float rounding (the
+    spikes are the same wherever that sum is exact, and almost everywhere otherwise), and
+    so do the gradients (``tests/test_lif.py`` holds them to 1e-5). Only where
     :func:`readout_fusable` says so (CPU kernels, no refractory period, fast sigmoid or
     SuperSpike).
     """

@@ -26,7 +26,8 @@ caller applies the surrogate's torch derivative.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from spikeforge.surrogates import FastSigmoid, SuperSpike, Surrogate
 
@@ -383,17 +384,46 @@ def _fire_and_reset(uk, listening, threshold, reset_zero, refractory, k, v, refr
         v[k] = uk
 
 
+def membrane_step(v, i, decay, decay_num, decay_shift):
+    """The twin's membrane update before the spike check, for both arithmetics::
+
+        U = decay · V + I                              (float membranes: analog)
+        U = ((V · decay_num) >> decay_shift) + int(I)  (int64 membranes: the digital target)
+
+    ``>>`` is the arithmetic shift, ``floor(V · decay_num / 2^decay_shift)`` for negative
+    ``V`` too, as the hardware computes it; the digital current holds integer values in any
+    numeric dtype. In the kernels the membrane's type picks the formula at compile time
+    (the overload below), so one kernel serves both targets."""
+    if isinstance(v, (int, np.integer)):
+        return ((v * decay_num) >> decay_shift) + np.int64(i)
+    return decay * v + i
+
+
+@overload(membrane_step, inline="always")
+def _membrane_step_compiled(v, i, decay, decay_num, decay_shift):  # pragma: no cover
+    if isinstance(v, types.Integer):
+        def integer(v, i, decay, decay_num, decay_shift):
+            return ((v * decay_num) >> decay_shift) + np.int64(i)
+        return integer
+
+    def floating(v, i, decay, decay_num, decay_shift):
+        return decay * v + i
+    return floating
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def lif_spikes(current, constant, decay, threshold, reset_zero, refractory,
-               spikes, counts):  # pragma: no cover - compiled
-    """Inference only (the analog target's twin, float arithmetic): fill ``spikes`` (bool
-    ``(T, M)``) and each neuron's spike count ``counts`` (``(M,)``). The digital target
-    has its own integer kernel, :func:`lif_spikes_digital`."""
+def lif_spikes(current, constant, membrane_like, decay, decay_num, decay_shift, threshold,
+               reset_zero, refractory, spikes, counts):  # pragma: no cover - compiled
+    """Inference only (the twin): fill ``spikes`` (bool ``(T, M)``) and each neuron's spike
+    count ``counts`` (``(M,)``). Membranes take ``membrane_like``'s dtype: float (the analog
+    target: ``decay`` and a float ``threshold``) or int64 (the digital target:
+    ``decay_num``, ``decay_shift`` and an integer ``threshold``); :func:`membrane_step`
+    has both updates."""
     steps, m_total = spikes.shape
     zero = current.dtype.type(0.0)
     for block in prange((m_total + BLOCK - 1) // BLOCK):
         lo, hi = _block_bounds(block, m_total)
-        v = np.zeros(hi - lo, current.dtype)
+        v = np.zeros(hi - lo, membrane_like.dtype)
         refractory_left = np.zeros(hi - lo, np.int64)
         n = counts[lo:hi]
         n[:] = 0
@@ -402,38 +432,75 @@ def lif_spikes(current, constant, decay, threshold, reset_zero, refractory,
             s = spikes[t, lo:hi]
             for k in range(hi - lo):
                 listening = refractory_left[k] <= 0
-                uk = decay * v[k] + (i[k] if listening else zero)
+                uk = membrane_step(v[k], i[k] if listening else zero, decay, decay_num,
+                                   decay_shift)
                 _fire_and_reset(uk, listening, threshold, reset_zero, refractory, k, v,
                                 refractory_left, s, n)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def lif_spikes_digital(current, constant, decay_num, decay_shift, threshold, reset_zero,
-                       refractory, spikes, counts):  # pragma: no cover - compiled
-    """The digital target's integer LIF (inference): :func:`lif_spikes` on int64 membranes::
+def lif_readout_counts(current, constant, steps, membrane_like, decay, decay_num,
+                       decay_shift, threshold_hidden, threshold_out, reset_zero, refractory,
+                       weight, bias, hidden_counts,
+                       counts):  # pragma: no cover - compiled
+    """The twin's last hidden layer and output layer, one sample at a time: the hidden
+    layer through all ``T`` steps as :func:`lif_spikes` runs it, then the output layer's
+    current ``W · s[t] + b`` for every step (:func:`_synaptic_sums`, in ``weight``'s dtype),
+    then the output layer as :func:`lif_spikes` runs it. No spike train is written, only
+    the spike counts of both layers (``hidden_counts`` ``(B, H)``, ``counts`` ``(B, K)``).
 
-        U = ((V · decay_num) >> decay_shift) + I,   s = U >= threshold,
-        V = 0 (reset to zero) or U - threshold (subtraction) where s, else U
-
-    ``>>`` is the arithmetic shift, ``floor(V · decay_num / 2^decay_shift)`` for negative
-    ``V`` too, as the hardware computes it. ``current`` holds integer values in any numeric
-    dtype (float32 where that is exact, float64 otherwise).
+    The sums run in the order that vectorises: exact for the digital target (integers in
+    float32 below 2^24, where :func:`spikeforge.hardware.simulate.exact_in_float32` says
+    so, else in float64), float64 rounding for the analog target, as BLAS's would be.
+    ``current`` ``(1 or T, B, H)``; ``weight`` ``(K, H)``; ``bias`` ``(K,)``.
     """
-    steps, m_total = spikes.shape
-    for block in prange((m_total + BLOCK - 1) // BLOCK):
-        lo, hi = _block_bounds(block, m_total)
-        v = np.zeros(hi - lo, np.int64)
-        refractory_left = np.zeros(hi - lo, np.int64)
-        n = counts[lo:hi]
-        n[:] = 0
+    batch, n = current.shape[1], current.shape[2]
+    k_out = weight.shape[0]
+    zero = current.dtype.type(0.0)
+    zero_out = weight.dtype.type(0.0)
+    one_out = weight.dtype.type(1.0)
+    zero_v = membrane_like.dtype.type(0)
+    for b in prange(batch):
+        v = np.zeros(n, membrane_like.dtype)
+        refractory_left = np.zeros(n, np.int64)
+        fired = np.empty(n, np.bool_)
+        s = np.zeros((steps + STEPS_PER_PASS - 1, n), weight.dtype)  # rows past T stay 0
+        n_hidden = hidden_counts[b]
+        n_hidden[:] = 0
         for t in range(steps):
-            i = current[0 if constant else t, lo:hi]
-            s = spikes[t, lo:hi]
-            for k in range(hi - lo):
+            i = current[0 if constant else t, b]
+            st = s[t]
+            if refractory == 0:  # _fire_and_reset without the countdown, branch-free
+                for k in range(n):
+                    uk = membrane_step(v[k], i[k], decay, decay_num, decay_shift)
+                    spiked = uk >= threshold_hidden
+                    st[k] = one_out if spiked else zero_out
+                    n_hidden[k] += spiked
+                    reset = zero_v if reset_zero else uk - threshold_hidden
+                    v[k] = reset if spiked else uk
+                continue
+            for k in range(n):
                 listening = refractory_left[k] <= 0
-                uk = ((v[k] * decay_num) >> decay_shift) + (np.int64(i[k]) if listening else 0)
-                _fire_and_reset(uk, listening, threshold, reset_zero, refractory, k, v,
-                                refractory_left, s, n)
+                uk = membrane_step(v[k], i[k] if listening else zero, decay, decay_num,
+                                   decay_shift)
+                _fire_and_reset(uk, listening, threshold_hidden, reset_zero, refractory, k,
+                                v, refractory_left, fired, n_hidden)
+                st[k] = one_out if fired[k] else zero_out
+        current_out = np.empty((steps, k_out), weight.dtype)
+        _synaptic_sums(s, weight, current_out)
+        v_out = np.zeros(k_out, membrane_like.dtype)
+        refractory_out = np.zeros(k_out, np.int64)
+        fired_out = np.empty(k_out, np.bool_)
+        n_out = counts[b]
+        n_out[:] = 0
+        for t in range(steps):
+            for k in range(k_out):
+                listening = refractory_out[k] <= 0
+                i_k = current_out[t, k] + bias[k]
+                uk = membrane_step(v_out[k], i_k if listening else zero_out, decay,
+                                   decay_num, decay_shift)
+                _fire_and_reset(uk, listening, threshold_out, reset_zero, refractory, k,
+                                v_out, refractory_out, fired_out, n_out)
 
 
 @njit(parallel=True, cache=True, nogil=True)

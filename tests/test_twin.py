@@ -86,6 +86,64 @@ def test_digital_twin_is_bit_exact_on_both_synaptic_paths(weight_bits, input_bit
     assert 0.05 < twin.spikes[0].mean() < 0.95
 
 
+TWIN_READOUT_CASES = [  # (target, reset, refractory, encoding, hidden layers)
+    ("analog", "zero", 0, "constant_current", (20,)),
+    ("analog", "subtract", 2, "spikes", (20, 12)),
+    ("digital", "zero", 0, "constant_current", (16,)),  # float32 sums
+    ("digital", "subtract", 1, "spikes", (16, 12)),
+    ("digital-wide", "zero", 0, "constant_current", (16,)),  # float64 sums
+]
+
+
+@pytest.mark.parametrize(("target", "reset", "refractory", "encoding", "hidden"),
+                         TWIN_READOUT_CASES)
+def test_twin_counts_without_spike_trains_equal_the_layer_by_layer_run(
+        monkeypatch, target, reset, refractory, encoding, hidden):
+    """Without recording, the twin runs its last two layers as one kernel
+    (readout_counts) that writes no spike train and sums the output currents in another
+    order: where those sums are exact (the digital target always; here the analog weights
+    too, on a 2^-8 grid) the counts and total spikes must be those of the layer-by-layer
+    run, for both arithmetics, with and without a refractory period."""
+    from spikeforge.hardware import simulate
+
+    rng = np.random.default_rng(4)
+    sizes = (25, *hidden, 5)
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    digital = None
+    if target == "analog":  # on a 2^-8 grid: float64 sums exact in any order
+        weights, biases = [[np.round(a * 256) / 256 for a in arrays]
+                           for arrays in _random_float_network(rng, sizes)]
+    else:
+        w_max = 31 if target == "digital" else 2047
+        input_bits = 8 if target == "digital" else 16
+        weights = [rng.integers(-w_max, w_max + 1, (o, i)) for i, o in pairs]
+        biases = [rng.integers(-w_max, w_max, o) for _, o in pairs]
+        scale = w_max / 31 * ((2 ** input_bits - 1) / 255 if encoding == "constant_current"
+                              else 1 / 60)
+        thresholds = (round(2000 * scale), *[round(40 * w_max / 31)] * len(hidden))
+        digital = DigitalSpec(weight_bits=6 if w_max == 31 else 12, input_bits=input_bits,
+                              decay_num=230, decay_shift=8, thresholds=thresholds)
+    spec = NetworkSpec(sizes, 25, NeuronSpec(230 / 256, 1.0, reset, refractory),
+                       EncodingSpec(encoding, 1.5 if encoding == "constant_current" else 1.0),
+                       digital=digital)
+    x = rng.random((40, 25)) if encoding == "constant_current" else \
+        (rng.random((25, 40, 25)) < 0.3).astype(np.float64)
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args[2])
+        return readout_counts(*args, **kwargs)
+
+    readout_counts = simulate.readout_counts
+    monkeypatch.setattr(simulate, "readout_counts", spy)
+    fused = run_twin(spec, weights, biases, x, batch_size=16)
+    layered = run_twin(spec, weights, biases, x, record=True, batch_size=16)
+    assert calls == [len(hidden) - 1] * 3  # the fused kernel ran, on every batch
+    np.testing.assert_array_equal(fused.counts, layered.counts)
+    np.testing.assert_array_equal(fused.total_spikes, layered.total_spikes)
+    assert 0 < layered.spikes[-1].mean() < 0.95 and 0.05 < layered.spikes[-2].mean() < 0.95
+
+
 def test_float32_is_trusted_only_below_two_to_the_24():
     w = np.array([[2 ** 12, -(2 ** 11)]])
     assert exact_in_float32(w, None, 2 ** 11 - 1)  # 6144 · 2047 < 2^24

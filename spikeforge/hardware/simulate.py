@@ -9,7 +9,9 @@ and synaptic sums run in float32 wherever every partial sum provably stays an in
 
 As in training, a layer's whole input over ``T`` steps is known before the layer runs,
 so layers run one after another, a held input current is computed once, and each layer's
-time loop is one Numba kernel call (``spikeforge.kernels.lif_spikes``).
+time loop is one Numba kernel call (``spikeforge.kernels.lif_spikes``). When no spike
+train is recorded, the last hidden layer and the output layer run as one kernel that takes
+each input through all steps of both (:func:`readout_counts`: only the counts written).
 ``tests/test_twin.py`` checks every spike against :func:`spikeforge.spec.reference_forward`.
 """
 
@@ -94,6 +96,26 @@ def layer_currents(s: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     return out.reshape(*s.shape[:-1], w.shape[0])
 
 
+def _arithmetic(spec: NetworkSpec, current: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """The current as the LIF kernels take it (float64, or the digital target's float32
+    where it arrives so) and the kernels' arithmetic arguments: the membranes' dtype (an
+    empty array of it), ``decay``, ``decay_num``, ``decay_shift``
+    (:func:`spikeforge.kernels.membrane_step`)."""
+    digital = spec.digital
+    dtype = np.float64 if digital is None or current.dtype != np.float32 else np.float32
+    current = np.ascontiguousarray(current, dtype=dtype)
+    if digital is None:
+        return current, (np.empty(0, dtype), float(spec.neuron.decay), 0, 0)
+    return current, (np.empty(0, np.int64), 0.0, digital.decay_num, digital.decay_shift)
+
+
+def _threshold(spec: NetworkSpec, layer: int) -> float | int:
+    """Layer ``layer``'s threshold in its membranes' arithmetic."""
+    if spec.digital is None:
+        return float(spec.neuron.threshold)
+    return int(spec.digital.thresholds[layer])
+
+
 def lif_layer(current: np.ndarray, spec: NetworkSpec, layer: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean spikes ``(T, n, out)`` and spike counts ``(n, out)`` of one layer for
@@ -105,23 +127,44 @@ def lif_layer(current: np.ndarray, spec: NetworkSpec, layer: int
     """
     from spikeforge import kernels
 
-    neuron, digital = spec.neuron, spec.digital
+    neuron = spec.neuron
     held = current.ndim == 2
-    dtype = np.float64 if digital is None or current.dtype != np.float32 else np.float32
-    current = np.ascontiguousarray(current, dtype=dtype)
+    current, arithmetic = _arithmetic(spec, current)
     flat = current.reshape(1 if held else spec.timesteps, -1)
     shape = current.shape[-2:]
     spikes = np.empty((spec.timesteps, *shape), dtype=np.bool_)
     counts = np.empty(shape, dtype=np.int64)
-    out = spikes.reshape(spec.timesteps, -1), counts.reshape(-1)
-    if digital is None:
-        kernels.lif_spikes(flat, held, neuron.decay, float(neuron.threshold),
-                           neuron.reset == "zero", neuron.refractory, *out)
-    else:
-        kernels.lif_spikes_digital(flat, held, digital.decay_num, digital.decay_shift,
-                                   int(digital.thresholds[layer]), neuron.reset == "zero",
-                                   neuron.refractory, *out)
+    kernels.lif_spikes(flat, held, *arithmetic, _threshold(spec, layer), neuron.reset == "zero",
+                       neuron.refractory, spikes.reshape(spec.timesteps, -1), counts.reshape(-1))
     return spikes, counts
+
+
+def readout_counts(current: np.ndarray, spec: NetworkSpec, layer: int, w: np.ndarray,
+                   b: np.ndarray | None, dtype: Any = np.float64
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Spike counts ``(n, hidden)`` of layer ``layer`` driven by ``current`` (``(n,
+    hidden)`` held or ``(T, n, hidden)``) and ``(n, out)`` of the layer ``(w, b)`` after it
+    (its synaptic sums in ``dtype``), in one kernel that takes each input through all ``T``
+    steps of both layers and writes no spike train
+    (:func:`spikeforge.kernels.lif_readout_counts`). The counts are those of
+    :func:`lif_layer`, :func:`layer_currents` and :func:`lif_layer` again: exactly for the
+    digital target, whose sums are exact integers in any order; for the analog target
+    the output current's float64 sum runs in another order, so a membrane within rounding
+    of the threshold could in principle tip the other way."""
+    from spikeforge import kernels
+
+    neuron = spec.neuron
+    held = current.ndim == 2
+    current, arithmetic = _arithmetic(spec, current)
+    n = current.shape[-2]
+    hidden_counts = np.empty((n, current.shape[-1]), np.int64)
+    counts = np.empty((n, w.shape[0]), np.int64)
+    bias = np.zeros(w.shape[0], dtype) if b is None else np.asarray(b, dtype)
+    kernels.lif_readout_counts(
+        current[None] if held else current, held, spec.timesteps, *arithmetic,
+        _threshold(spec, layer), _threshold(spec, layer + 1), neuron.reset == "zero",
+        neuron.refractory, np.ascontiguousarray(w, dtype=dtype), bias, hidden_counts, counts)
+    return hidden_counts, counts
 
 
 def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray | None],
@@ -145,7 +188,13 @@ def run_twin(spec: NetworkSpec, weights: Sequence[np.ndarray], biases: Sequence[
         current = layer_currents(s, weights[index], biases[index], dtypes[index])
         return lif_layer(current, spec, index)
 
-    return _run_batches(spec, len(weights), layer, x, record, batch_size, encode)[0]
+    def readout(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        current = layer_currents(s, weights[index], biases[index], dtypes[index])
+        return readout_counts(current, spec, index, weights[index + 1], biases[index + 1],
+                              dtypes[index + 1])
+
+    return _run_batches(spec, len(weights), layer, x, record, batch_size, encode,
+                        readout=readout)[0]
 
 
 def _digital_codes(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
@@ -163,13 +212,15 @@ def _digital_codes(spec: NetworkSpec, x: np.ndarray) -> np.ndarray:
 
 def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, record: bool,
                  batch_size: int, encode: Any = encode_inputs,
-                 networks: int = 1) -> list[TwinResult]:
+                 networks: int = 1, readout: Any = None) -> list[TwinResult]:
     """Feed ``x`` through ``layer(index, input) -> (spikes, counts)`` for every layer, a
     batch of inputs at a time (bounded memory), and collect one result per network;
     ``encode`` turns a batch into the first layer's input.
 
     ``networks``: how many networks (drawn boards) ``layer`` runs side by side; each layer's
-    neuron axis then holds them one after another (``K·out``), and the result is split."""
+    neuron axis then holds them one after another (``K·out``), and the result is split.
+    ``readout(index, input) -> (counts, counts)``: the last two layers at once, spike
+    counts only, used when no spike train is recorded."""
     spike_input = spec.encoding.type == "spikes"
     n = x.shape[1] if spike_input else x.shape[0]
     counts, totals, recorded = [], [], []
@@ -179,10 +230,17 @@ def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, re
         total = 0
         layer_spikes = []
         for index in range(n_layers):
-            s, layer_counts = layer(index, s)
-            per_network = layer_counts.reshape(len(layer_counts), networks, -1)
-            total = total + per_network.sum(2)
-            layer_spikes.append(s.reshape(*s.shape[:2], networks, -1))
+            if readout is not None and not record and index == n_layers - 2:
+                all_counts = readout(index, s)  # and the output layer's: no spike trains
+            else:
+                s, layer_counts = layer(index, s)
+                all_counts = (layer_counts,)
+                layer_spikes.append(s.reshape(*s.shape[:2], networks, -1))
+            for layer_counts in all_counts:
+                per_network = layer_counts.reshape(len(layer_counts), networks, -1)
+                total = total + per_network.sum(2)
+            if len(all_counts) == 2:
+                break
         counts.append(per_network)
         totals.append(total)
         if record:

@@ -571,3 +571,54 @@ def lif_spikes_board(current, constant, n_out, decay, threshold, residual, v_low
                 s[k] = fired
                 n[k] += fired
                 v[k] = residual[neuron] * uk if fired else uk
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lif_readout_counts_board(current, constant, steps, n_boards, decay_hidden,
+                             threshold_hidden, residual_hidden, v_low_hidden, v_high_hidden,
+                             weight, bias, decay_out, threshold_out, residual_out, v_low_out,
+                             v_high_out, hidden_counts,
+                             counts):  # pragma: no cover - compiled
+    """:func:`lif_readout_counts` for ``K`` drawn analog boards at once: for every (input,
+    board), the board's last hidden layer through all ``T`` steps as
+    :func:`lif_spikes_board` runs it, the output currents ``W_k · s[t] + b_k`` of every step
+    (:func:`_synaptic_sums`), then the board's output layer as :func:`lif_spikes_board`
+    runs it; only spike counts are written. ``current`` ``(1 or T, B, K·H)``; ``weight``
+    ``(K, O, H)``; ``bias`` ``(K, O)``; the neuron constants ``(K·H,)`` and ``(K·O,)``;
+    ``hidden_counts`` ``(B, K·H)``; ``counts`` ``(B, K·O)``."""
+    batch = current.shape[1]
+    n = weight.shape[2]
+    k_out = weight.shape[1]
+    zero = current.dtype.type(0.0)
+    one = current.dtype.type(1.0)
+    for item in prange(batch * n_boards):
+        b = item // n_boards
+        board = item % n_boards
+        lo, lo_out = board * n, board * k_out
+        v = np.zeros(n, current.dtype)
+        s = np.zeros((steps + STEPS_PER_PASS - 1, n), current.dtype)  # rows past T stay 0
+        n_hidden = hidden_counts[b, lo:lo + n]
+        n_hidden[:] = 0
+        for t in range(steps):
+            i = current[0 if constant else t, b, lo:lo + n]
+            st = s[t]
+            for j in range(n):
+                neuron = lo + j
+                uk = min(max(decay_hidden[neuron] * v[j] + i[j], v_low_hidden), v_high_hidden)
+                fired = uk >= threshold_hidden[neuron]
+                st[j] = one if fired else zero
+                n_hidden[j] += fired
+                v[j] = residual_hidden[neuron] * uk if fired else uk
+        current_out = np.empty((steps, k_out), current.dtype)
+        _synaptic_sums(s, weight[board], current_out)
+        v_out = np.zeros(k_out, current.dtype)
+        n_out = counts[b, lo_out:lo_out + k_out]
+        n_out[:] = 0
+        for t in range(steps):
+            for k in range(k_out):
+                neuron = lo_out + k
+                uk = min(max(decay_out[neuron] * v_out[k] + (current_out[t, k] + bias[board, k]),
+                             v_low_out), v_high_out)
+                fired = uk >= threshold_out[neuron]
+                n_out[k] += fired
+                v_out[k] = residual_out[neuron] * uk if fired else uk

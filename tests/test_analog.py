@@ -148,6 +148,36 @@ def test_boards_run_together_spike_for_spike_as_one_at_a_time(batch_size):
     assert len({r.counts.tobytes() for r in together}) == 5  # the boards differ
 
 
+@pytest.mark.parametrize("sizes", [(64, 32, 10), (64, 32, 16, 10)])
+def test_boards_count_without_spike_trains_as_the_recorded_run(monkeypatch, sizes):
+    """Without recording (the Monte Carlo), run_boards runs the last two layers of all
+    boards as one kernel that writes only counts and sums the output currents in another
+    order. With the drawn weights put on a 2^-8 grid those sums are exact in any order, so
+    the counts and totals must be the recorded, layer-by-layer run's."""
+    from spikeforge import kernels
+
+    spec, weights, biases, names, x = _network(6, sizes)
+    circuit, _, _ = design_circuit(spec, weights, biases, names)
+    boards = draw_boards(circuit, 3, seed=5, resistor_tolerance=0.05)
+    boards.weights = [np.round(w * 256) / 256 for w in boards.weights]
+    boards.biases = [None if b is None else np.round(b * 256) / 256 for b in boards.biases]
+    calls = []
+    fused_kernel = kernels.lif_readout_counts_board
+
+    def spy(*args):
+        calls.append(args[3])  # the number of boards
+        return fused_kernel(*args)
+
+    monkeypatch.setattr(kernels, "lif_readout_counts_board", spy)
+    fused = run_boards(spec, boards, x, batch_size=37)
+    recorded = run_boards(spec, boards, x, record=True, batch_size=37)
+    assert calls == [3] * 9  # 300 inputs in batches of 37: the fused kernel ran on each
+    for a, b in zip(fused, recorded, strict=True):
+        np.testing.assert_array_equal(a.counts, b.counts)
+        np.testing.assert_array_equal(a.total_spikes, b.total_spikes)
+        assert 0 < b.spikes[-1].mean() < 0.95 and 0.05 < b.spikes[-2].mean() < 0.95
+
+
 def test_monte_carlo_is_seeded_and_tolerance_costs_accuracy():
     spec, weights, biases, names, x = _network(2)
     circuit, realised, realised_b = design_circuit(spec, weights, biases, names)

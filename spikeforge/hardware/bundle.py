@@ -268,10 +268,10 @@ def _check_parts(bundle: Bundle, spec_path: Path, npz_path: Path) -> None:
                 continue
             if ohms is None or values is None or ohms.shape != values.shape:
                 raise BundleError(f"{npz_path}: {key!r} must hold one resistor per {kind} of "
-                                  f"layer {layer.name} (shape "
-                                  f"{None if values is None else values.shape}), not "
-                                  f"{None if ohms is None else ohms.shape}; re-export the "
-                                  f"bundle")
+                                  f"layer {layer.name} as {spec_path.name} describes it "
+                                  f"(shape {None if values is None else values.shape}), not "
+                                  f"{None if ohms is None else ohms.shape}; one of the two "
+                                  f"files is damaged: re-export the bundle")
             parts = ohms[ohms > 0]  # 0: no part
             if not parts.size:
                 continue
@@ -281,7 +281,8 @@ def _check_parts(bundle: Bundle, spec_path: Path, npz_path: Path) -> None:
             if off.any():
                 raise BundleError(
                     f"{npz_path}: {key!r} holds {int(off.sum())} resistor(s) that are not "
-                    f"{o.series} values in {o.r_min:g}..{o.r_max:g} Ω (e.g. "
+                    f"{o.series} values in {o.r_min:g}..{o.r_max:g} Ω, the parts "
+                    f"{spec_path.name}'s analog circuit allows (e.g. "
                     f"{float(parts[off][0]):g} Ω): no part builds them. Re-export the bundle "
                     f"with `spikeforge export --target analog` (--series, --r-range choose "
                     f"the parts)")

@@ -284,7 +284,10 @@ def run_boards(spec: NetworkSpec, boards: Boards, x: np.ndarray, record: bool = 
     Vectorised over boards and inputs: a batch of inputs is encoded once for all boards;
     the first layer's currents are one matrix product per board; each later layer's
     event-driven currents are one kernel call over all boards; each layer's time loop is
-    one call of the board kernel over ``K·out`` neurons with their own constants.
+    one call of the board kernel over ``K·out`` neurons with their own constants. Without
+    recorded spike trains the last two layers of all boards are one kernel call that takes
+    each (input, board) through all steps of both and writes only counts, as
+    :func:`readout_counts` does for one network.
     ``batch_size`` (inputs per pass) defaults to ``4096 / K``, so the spike trains in
     flight stay a few MB.
     """
@@ -293,7 +296,7 @@ def run_boards(spec: NetworkSpec, boards: Boards, x: np.ndarray, record: bool = 
     n_boards, steps = boards.n_boards, spec.timesteps
     batch_size = batch_size or max(64, 4096 // n_boards)
 
-    def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def currents(index: int, s: np.ndarray) -> np.ndarray:
         w = boards.weights[index]
         _, n_out, n_in = w.shape
         b = boards.biases[index]
@@ -309,21 +312,39 @@ def run_boards(spec: NetworkSpec, boards: Boards, x: np.ndarray, record: bool = 
             kernels.spike_currents(
                 s.reshape(rows, n_boards, n_in), np.ascontiguousarray(w.transpose(0, 2, 1)),
                 bias, b is not None, current.reshape(rows, n_boards, n_out))
-        current = np.ascontiguousarray(current, dtype=np.float64)
+        return np.ascontiguousarray(current, dtype=np.float64)
+
+    def constants(index: int) -> tuple:
+        return (boards.decay[index].reshape(-1), boards.threshold[index].reshape(-1),
+                boards.residual[index].reshape(-1), boards.v_low[index], boards.v_high[index])
+
+    def layer(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        current = currents(index, s)
         held = current.ndim == 2
         shape = current.shape[-2:]
         spikes = np.empty((steps, *shape), dtype=np.bool_)
         counts = np.empty(shape, dtype=np.int64)
         kernels.lif_spikes_board(current.reshape(1 if held else steps, -1), held, shape[1],
-                                 boards.decay[index].reshape(-1),
-                                 boards.threshold[index].reshape(-1),
-                                 boards.residual[index].reshape(-1), boards.v_low[index],
-                                 boards.v_high[index], spikes.reshape(steps, -1),
+                                 *constants(index), spikes.reshape(steps, -1),
                                  counts.reshape(-1))
         return spikes, counts
 
+    def readout(index: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layer ``index`` and the output layer after it in one kernel, counts only
+        (:func:`spikeforge.kernels.lif_readout_counts_board`; see :func:`readout_counts`)."""
+        current = currents(index, s)
+        w, b = boards.weights[index + 1], boards.biases[index + 1]
+        hidden_counts = np.empty(current.shape[-2:], np.int64)
+        counts = np.empty((current.shape[-2], n_boards * w.shape[1]), np.int64)
+        bias = np.zeros(w.shape[:2]) if b is None else np.asarray(b, np.float64)
+        kernels.lif_readout_counts_board(
+            current[None] if current.ndim == 2 else current, current.ndim == 2, steps,
+            n_boards, *constants(index), np.ascontiguousarray(w, dtype=np.float64),
+            np.ascontiguousarray(bias), *constants(index + 1), hidden_counts, counts)
+        return hidden_counts, counts
+
     return _run_batches(spec, len(boards.weights), layer, x, record, batch_size,
-                        networks=n_boards)
+                        networks=n_boards, readout=readout)
 
 
 @dataclass

@@ -295,13 +295,13 @@ BUNDLE_CASES = [
     (["analog"], lambda s, a: _set(a, "fc2.bias", (3,), -np.inf),
      ["'fc2.bias' holds NaN or infinite values"]),
     (["analog"], lambda s, a: _set(a, "fc1.weight_ohms", (0, 0), 12345.0),
-     ["'fc1.weight_ohms' holds 1 resistor(s) that are not E24 values in 10000..1e+06 Ω",
-      "(e.g. 12345 Ω)", "--series, --r-range"]),
+     ["'fc1.weight_ohms' holds 1 resistor(s) that are not E24 values in 10000..1e+06 Ω, "
+      "the parts spec.json's analog circuit allows", "(e.g. 12345 Ω)", "--series, --r-range"]),
     (["analog"], lambda s, a: _set(a, "fc2.bias_ohms", (0,), -1e9),  # E24, but too large
      ["'fc2.bias_ohms' holds 1 resistor(s)", "(e.g. 1e+09 Ω)"]),
     (["analog"], lambda s, a: a.update({"fc1.weight_ohms": a["fc1.weight_ohms"][:8]}),
-     ["'fc1.weight_ohms' must hold one resistor per weight of layer fc1 (shape (16, 64)), "
-      "not (8, 64)"]),
+     ["'fc1.weight_ohms' must hold one resistor per weight of layer fc1 as spec.json "
+      "describes it (shape (16, 64)), not (8, 64)", "one of the two files is damaged"]),
     (["analog"], lambda s, a: s["analog"]["circuit"].update(r_m=-1),
      ["analog.circuit.r_m = -1 is not allowed: it must be a finite number > 0"]),
     (["analog"], lambda s, a: s["analog"]["circuit"]["layers"][1].pop("v_ref"),

@@ -544,17 +544,26 @@ def spike_currents(spikes, weights_t, bias, has_bias, out):  # pragma: no cover 
                         acc[k] += w[k]
 
 
+@njit(cache=True, inline="always")
+def _board_step(v, i, decay, threshold, residual, v_low, v_high):  # pragma: no cover
+    """One clock of a drawn board's neuron (its own constants, the op-amp's swing and the
+    incomplete reset): ``(spiked, V after the clock)``::
+
+        U = clip(decay · V + I, v_low, v_high),   s = U >= threshold,
+        V = residual · U where s, else U
+    """
+    uk = min(max(decay * v + i, v_low), v_high)
+    spiked = uk >= threshold
+    return spiked, residual * uk if spiked else uk
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def lif_spikes_board(current, constant, n_out, decay, threshold, residual, v_low, v_high,
                      spikes, counts):  # pragma: no cover - compiled
     """Inference on a drawn analog board: :func:`lif_spikes` with every neuron's own
     ``decay``, ``threshold`` and reset ``residual`` (``(n_out,)`` each; element ``m`` of a
     ``(T, M)`` row belongs to neuron ``m % n_out``), and the membrane clipped to the op-amp's
-    swing ``[v_low, v_high]``::
-
-        U = clip(decay_i · V + I, v_low, v_high),   s = U >= threshold_i,
-        V = residual_i · U where s (an incomplete reset), else U
-    """
+    swing ``[v_low, v_high]`` (:func:`_board_step`)."""
     steps, m_total = spikes.shape
     for block in prange((m_total + BLOCK - 1) // BLOCK):
         lo, hi = _block_bounds(block, m_total)
@@ -566,11 +575,10 @@ def lif_spikes_board(current, constant, n_out, decay, threshold, residual, v_low
             s = spikes[t, lo:hi]
             for k in range(hi - lo):
                 neuron = (lo + k) % n_out
-                uk = min(max(decay[neuron] * v[k] + i[k], v_low), v_high)
-                fired = uk >= threshold[neuron]
+                fired, v[k] = _board_step(v[k], i[k], decay[neuron], threshold[neuron],
+                                          residual[neuron], v_low, v_high)
                 s[k] = fired
                 n[k] += fired
-                v[k] = residual[neuron] * uk if fired else uk
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -604,11 +612,11 @@ def lif_readout_counts_board(current, constant, steps, n_boards, decay_hidden,
             st = s[t]
             for j in range(n):
                 neuron = lo + j
-                uk = min(max(decay_hidden[neuron] * v[j] + i[j], v_low_hidden), v_high_hidden)
-                fired = uk >= threshold_hidden[neuron]
+                fired, v[j] = _board_step(v[j], i[j], decay_hidden[neuron],
+                                          threshold_hidden[neuron], residual_hidden[neuron],
+                                          v_low_hidden, v_high_hidden)
                 st[j] = one if fired else zero
                 n_hidden[j] += fired
-                v[j] = residual_hidden[neuron] * uk if fired else uk
         current_out = np.empty((steps, k_out), current.dtype)
         _synaptic_sums(s, weight[board], current_out)
         v_out = np.zeros(k_out, current.dtype)
@@ -617,8 +625,7 @@ def lif_readout_counts_board(current, constant, steps, n_boards, decay_hidden,
         for t in range(steps):
             for k in range(k_out):
                 neuron = lo_out + k
-                uk = min(max(decay_out[neuron] * v_out[k] + (current_out[t, k] + bias[board, k]),
-                             v_low_out), v_high_out)
-                fired = uk >= threshold_out[neuron]
+                fired, v_out[k] = _board_step(v_out[k], current_out[t, k] + bias[board, k],
+                                              decay_out[neuron], threshold_out[neuron],
+                                              residual_out[neuron], v_low_out, v_high_out)
                 n_out[k] += fired
-                v_out[k] = residual_out[neuron] * uk if fired else uk

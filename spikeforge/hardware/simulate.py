@@ -224,22 +224,24 @@ def _run_batches(spec: NetworkSpec, n_layers: int, layer: Any, x: np.ndarray, re
     spike_input = spec.encoding.type == "spikes"
     n = x.shape[1] if spike_input else x.shape[0]
     counts, totals, recorded = [], [], []
+    # without spike trains to keep, the last two layers run as one readout call
+    fuse_at = n_layers - 2 if readout is not None and not record else None
     for start in range(0, n, batch_size):
         batch = x[:, start:start + batch_size] if spike_input else x[start:start + batch_size]
         s = encode(spec, batch)
         total = 0
         layer_spikes = []
         for index in range(n_layers):
-            if readout is not None and not record and index == n_layers - 2:
-                all_counts = readout(index, s)  # and the output layer's: no spike trains
+            if index == fuse_at:
+                counts_of_layers = readout(index, s)  # this layer's and the output layer's
             else:
                 s, layer_counts = layer(index, s)
-                all_counts = (layer_counts,)
+                counts_of_layers = (layer_counts,)
                 layer_spikes.append(s.reshape(*s.shape[:2], networks, -1))
-            for layer_counts in all_counts:
+            for layer_counts in counts_of_layers:
                 per_network = layer_counts.reshape(len(layer_counts), networks, -1)
                 total = total + per_network.sum(2)
-            if len(all_counts) == 2:
+            if index == fuse_at:
                 break
         counts.append(per_network)
         totals.append(total)

@@ -235,11 +235,11 @@ def readout_fusable(current: torch.Tensor, neuron: NeuronSpec, surrogate: Surrog
             and kernels.surrogate_code(surrogate)[0] == 0)
 
 
-def _scale_numpy(input_scale: torch.Tensor | None, current: torch.Tensor) -> np.ndarray:
+def _scale_numpy(input_scale: torch.Tensor | None, dtype: np.dtype) -> np.ndarray:
     """The readout's input scale as the kernels take it (a placeholder when there is none)."""
     if input_scale is None:
-        return np.empty((1, 1), current.detach().numpy().dtype)
-    return input_scale.detach().to(current.dtype).contiguous().numpy()
+        return np.empty((1, 1), dtype)
+    return np.ascontiguousarray(input_scale.detach().numpy(), dtype=dtype)
 
 
 class _LIFReadout(torch.autograd.Function):
@@ -258,7 +258,7 @@ class _LIFReadout(torch.autograd.Function):
         counts = np.empty((batch, n_out), held.dtype)
         kernels.lif_readout_forward(
             held[None] if held.ndim == 2 else held, held.ndim == 2,
-            weight.detach().contiguous().numpy(), bias_np, _scale_numpy(input_scale, current),
+            weight.detach().contiguous().numpy(), bias_np, _scale_numpy(input_scale, held.dtype),
             input_scale is not None, number(neuron.decay), number(neuron.threshold),
             neuron.reset == "zero", membrane_out, counts)
         ctx.save_for_backward(current, weight, input_scale, torch.from_numpy(membrane_out))
@@ -280,7 +280,7 @@ class _LIFReadout(torch.autograd.Function):
         kernels.lif_readout_backward(
             held[None] if held.ndim == 2 else held, held.ndim == 2,
             grad_counts.to(current.dtype).contiguous().numpy(), membrane_out.numpy(),
-            weight.detach().contiguous().numpy(), _scale_numpy(input_scale, current),
+            weight.detach().contiguous().numpy(), _scale_numpy(input_scale, held.dtype),
             input_scale is not None, number(neuron.decay), number(neuron.threshold),
             neuron.reset == "zero", number(ctx.param),
             grad_current[None] if held.ndim == 2 else grad_current, grad_weight, grad_bias)
